@@ -1,0 +1,3 @@
+from subbot.cli import main
+
+main()

@@ -1,0 +1,156 @@
+"""Composition root: builds settings, database, bot, gateway, services and workers, and runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+
+from subbot import bot as bot_pkg
+from subbot.bot.middlewares import MaintenanceMiddleware
+from subbot.config import Settings
+from subbot.domain.clock import Clock, SystemClock
+from subbot.domain.plans import load_plans
+from subbot.services.context import Policy, ServiceContext
+from subbot.store import plans as plan_store
+from subbot.store.db import Database, create_database
+from subbot.store.migrate import SchemaState, schema_state
+from subbot.telegram.gateway import TelegramGateway
+from subbot.telegram.limiter import Limits, RateLimiter
+from subbot.workers.jobs import build_handlers
+from subbot.workers.outbox import OutboxWorker
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """A reason the process cannot start, worded for the operator."""
+
+
+@dataclass
+class SubbotApp:
+    settings: Settings
+    clock: Clock = field(default_factory=SystemClock)
+    limits: Limits = field(default_factory=Limits)
+    db: Database = field(init=False)
+    bot: Bot = field(init=False)
+    dispatcher: Dispatcher = field(init=False)
+    gateway: TelegramGateway = field(init=False)
+    ctx: ServiceContext = field(init=False)
+    worker: OutboxWorker = field(init=False)
+    started_at: float = field(default_factory=time.monotonic)
+    maintenance: bool = False
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.maintenance = s.maintenance_mode
+        self.db = create_database(
+            s.database_url, pool_size=s.database_pool_size, pooler=not s.database_statement_cache_enabled
+        )
+        chats = tuple(c for c in (s.group_id, *s.extra_chat_ids) if c)
+        plans = load_plans(Path(s.plans_file) if s.plans_file else None, chats)
+        policy = Policy(
+            invite_ttl=timedelta(minutes=s.invite_link_ttl_minutes),
+            order_ttl=timedelta(minutes=s.order_ttl_minutes),
+            outbox_max_attempts=s.outbox_max_attempts,
+        )
+        self.ctx = ServiceContext(
+            self.db, self.clock, {p.code: p for p in plans}, policy, frozenset(s.admin_ids)
+        )
+        session = AiohttpSession(api=TelegramAPIServer.from_base(s.telegram_api_url.rstrip("/")))
+        self.bot = Bot(s.require_bot_token(), session=session)
+        self.gateway = TelegramGateway(self.bot, RateLimiter(self.limits))
+        self.dispatcher = Dispatcher(ctx=self.ctx, gateway=self.gateway, app=self)
+        maintenance = MaintenanceMiddleware(
+            lambda: self.maintenance, lambda: s.maintenance_message, frozenset(s.admin_ids)
+        )
+        self.dispatcher.update.outer_middleware(_UpdateTimer())
+        self.dispatcher.message.middleware(maintenance)
+        self.dispatcher.callback_query.middleware(maintenance)
+        self.dispatcher.include_routers(*bot_pkg.get_routers())
+        self.worker = OutboxWorker(
+            self.ctx, build_handlers(self.ctx, self.gateway), concurrency=s.outbox_concurrency
+        )
+
+    @property
+    def webhook_mode(self) -> bool:
+        return bool(self.settings.public_url)
+
+    async def check_schema(self) -> None:
+        state, rev = await schema_state(self.db)
+        if state is SchemaState.EMPTY:
+            raise StartupError("the database has no schema yet: run `subbot migrate` first")
+        if state is SchemaState.BEHIND:
+            raise StartupError(f"the database schema ({rev}) is older than this code: run `subbot migrate`")
+        if state is SchemaState.AHEAD:
+            raise StartupError(
+                f"the database schema ({rev}) is newer than this code: deploy the newer version, or restore"
+            )
+
+    async def prepare(self) -> None:
+        """Check the schema and mirror the configured plans; no Telegram call yet."""
+        await self.check_schema()
+        async with self.ctx.transaction() as session:
+            await plan_store.sync(session, tuple(self.ctx.plans.values()), self.clock.now())
+
+    async def start_workers(self) -> None:
+        self._tasks.append(asyncio.create_task(self.worker.run(), name="outbox"))
+
+    async def start_bot(self) -> None:
+        """Polling (default) or webhook registration when PUBLIC_URL is set."""
+        if self.webhook_mode:
+            await self.bot.set_webhook(
+                self.settings.telegram_webhook_url or "",
+                secret_token=self.settings.telegram_webhook_secret,
+                allowed_updates=bot_pkg.ALLOWED_UPDATES,
+            )
+            return
+        await self.bot.delete_webhook(drop_pending_updates=False)
+        self._tasks.append(
+            asyncio.create_task(
+                self.dispatcher.start_polling(
+                    self.bot,
+                    allowed_updates=bot_pkg.ALLOWED_UPDATES,
+                    handle_signals=False,
+                    close_bot_session=False,
+                    polling_timeout=10,
+                ),
+                name="polling",
+            )
+        )
+
+    async def stop(self) -> None:
+        self.worker.stop()
+        with contextlib.suppress(RuntimeError):
+            await self.dispatcher.stop_polling()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self.bot.session.close()
+        await self.db.dispose()
+
+
+class _UpdateTimer:
+    """Outer middleware: logs slow updates; the metrics issue hangs histograms here."""
+
+    async def __call__(self, handler: Any, event: Any, data: dict[str, Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            return await handler(event, data)
+        finally:
+            elapsed = time.perf_counter() - started
+            if elapsed > 2.0:
+                log.warning("update handled in %.2fs", elapsed)

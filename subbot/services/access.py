@@ -1,0 +1,174 @@
+"""Access to the private chats: personal invite links, joins, anti-sharing, join requests."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from subbot.domain.subscriptions import days_left
+from subbot.services.context import ServiceContext
+from subbot.store import memberships, outbox, subscriptions, users
+from subbot.store.models import AuditEntry, InviteLink, Order
+from subbot.telegram.gateway import TelegramGateway
+
+log = logging.getLogger(__name__)
+
+IN_CHAT = frozenset({"creator", "administrator", "member", "restricted"})
+OUT_OF_CHAT = frozenset({"left", "kicked"})
+
+
+@dataclass(frozen=True)
+class JoinOutcome:
+    action: str  # joined | anti_sharing | recorded | left
+
+
+async def grant_access(ctx: ServiceContext, gateway: TelegramGateway, payload: dict[str, Any]) -> None:
+    """Outbox job: a personal single-use link per chat of the plan, sent as buttons."""
+    user_id, order_id = int(payload["user_id"]), str(payload["order_id"])
+    plan = ctx.plan(str(payload["plan"]))
+    if plan is None:
+        raise ValueError(f"plan {payload['plan']!r} is no longer configured")
+    now = ctx.clock.now()
+    buttons: list[list[InlineKeyboardButton]] = []
+    for index, chat_id in enumerate(plan.chat_ids, start=1):
+        async with ctx.db.sessions() as session:
+            member = await memberships.get(session, user_id, chat_id)
+            reusable = await memberships.live_link(session, user_id, chat_id, order_id, now)
+        if member is not None and member.state == "joined":
+            continue
+        url = reusable.link if reusable else await _new_link(ctx, gateway, user_id, chat_id, order_id)
+        label = "Join the group" if len(plan.chat_ids) == 1 else f"Join chat {index}"
+        buttons.append([InlineKeyboardButton(text=label, url=url)])
+    async with ctx.db.sessions() as session:
+        subs = await subscriptions.active_for_user(session, user_id, now)
+    until = _until_text(ctx, subs[0].ends_at if subs else None)
+    text = f"✅ Payment received, thank you! Your {plan.title} access is active {until}."
+    if buttons:
+        minutes = int(ctx.policy.invite_ttl.total_seconds() // 60)
+        text += f"\n\nYour personal invite link works once and expires in {minutes} minutes."
+    markup = InlineKeyboardMarkup(inline_keyboard=buttons) if buttons else None
+    await gateway.send_message(user_id, text, reply_markup=markup)
+
+
+async def _new_link(
+    ctx: ServiceContext, gateway: TelegramGateway, user_id: int, chat_id: int, order_id: str
+) -> str:
+    now = ctx.clock.now()
+    expires = now + ctx.policy.invite_ttl
+    name = f"order {order_id}"[:32]
+    link = await gateway.create_invite_link(
+        chat_id, name=name, expire_date=expires, single_use=True, join_request=False
+    )
+    async with ctx.transaction() as session:
+        session.add(
+            InviteLink(
+                chat_id=chat_id,
+                user_id=user_id,
+                order_id=order_id,
+                link=link.invite_link,
+                name=name,
+                expires_at=expires,
+                created_at=now,
+            )
+        )
+        await memberships.set_state(session, user_id, chat_id, "invited", "invite", now)
+    return link.invite_link
+
+
+def _until_text(ctx: ServiceContext, ends_at: Any) -> str:
+    if ends_at is None:
+        return "for life"
+    left = days_left(ctx.clock.now(), ends_at)
+    return f"until {ends_at:%Y-%m-%d %H:%M} UTC ({left} days)"
+
+
+async def on_chat_member(
+    ctx: ServiceContext,
+    chat_id: int,
+    user_id: int,
+    old: str,
+    new: str,
+    link: str | None,
+    *,
+    first_name: str = "",
+    username: str | None = None,
+) -> JoinOutcome:
+    """A join, leave or removal seen in a chat_member update."""
+    now = ctx.clock.now()
+    async with ctx.transaction() as session:
+        # People can be in the group without ever having written to the bot.
+        await users.upsert(
+            session, user_id, now, first_name=first_name, username=username, wrote_to_bot=False
+        )
+        if old == "kicked" and new == "left":
+            return JoinOutcome("recorded")  # the second half of a kick (ban lifted): still removed
+        if new in OUT_OF_CHAT:
+            await memberships.set_state(
+                session, user_id, chat_id, "left" if new == "left" else "removed", "telegram", now
+            )
+            return JoinOutcome("left")
+        if new not in IN_CHAT or old in IN_CHAT:
+            return JoinOutcome("recorded")
+        row = await memberships.link_by_url(session, link) if link else None
+        if row is None:
+            # Joined some other way (added by an admin, a public link): record it, never remove on a guess.
+            await memberships.set_state(session, user_id, chat_id, "joined", "manual", now)
+            return JoinOutcome("recorded")
+        key = f"revoke:{row.id}"
+        await outbox.enqueue(session, "revoke_link", key, {"chat_id": chat_id, "link": row.link}, now)
+        if row.user_id == user_id:
+            row.used_at, row.used_by = row.used_at or now, user_id
+            await memberships.set_state(session, user_id, chat_id, "joined", "invite", now)
+            return JoinOutcome("joined")
+        if await subscriptions.has_access(session, user_id, chat_id, now):
+            await memberships.set_state(session, user_id, chat_id, "joined", "invite", now)
+            return JoinOutcome("joined")
+        # Someone used another member's personal link: remove them, and tell the owner a new link is coming.
+        row.used_at, row.used_by = row.used_at or now, user_id
+        await memberships.set_state(session, user_id, chat_id, "removed", "anti_sharing", now)
+        await outbox.enqueue(
+            session, "kick", f"kick:share:{row.id}:{user_id}", {"chat_id": chat_id, "user_id": user_id}, now
+        )
+        if row.order_id is not None:
+            await outbox.enqueue(
+                session,
+                "grant_access",
+                f"regrant:{row.id}",
+                {
+                    "user_id": row.user_id,
+                    "order_id": row.order_id,
+                    "plan": await _order_plan(session, row.order_id),
+                },
+                now,
+            )
+        session.add(
+            AuditEntry(
+                at=now,
+                actor="system",
+                action="anti_sharing_kick",
+                target_user_id=user_id,
+                details={"chat_id": chat_id, "link_owner": row.user_id, "link_id": row.id},
+            )
+        )
+        log.warning("invite link %s of user %s used by %s: removing", row.id, row.user_id, user_id)
+        return JoinOutcome("anti_sharing")
+
+
+async def _order_plan(session: Any, order_id: str) -> str:
+    order = await session.get(Order, order_id)
+    return str(order.plan_code) if order is not None else ""
+
+
+async def on_join_request(ctx: ServiceContext, chat_id: int, user_id: int, user_chat_id: int) -> bool:
+    """Approve requests from members with access, decline the others with a message; True if approved."""
+    now = ctx.clock.now()
+    async with ctx.transaction() as session:
+        allowed = await subscriptions.has_access(session, user_id, chat_id, now)
+        stamp = int(now.timestamp())
+        kind = "approve_join" if allowed else "decline_join"
+        payload = {"chat_id": chat_id, "user_id": user_id, "user_chat_id": user_chat_id}
+        await outbox.enqueue(session, kind, f"joinreq:{chat_id}:{user_id}:{stamp}", payload, now)
+    return allowed

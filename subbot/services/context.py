@@ -1,0 +1,42 @@
+"""What every service needs: the database, the clock, plans and policy. Built by the composition root."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from subbot.domain.clock import Clock
+from subbot.domain.plans import Plan
+from subbot.store.db import Database
+
+
+@dataclass(frozen=True)
+class Policy:
+    invite_ttl: timedelta = timedelta(minutes=30)
+    order_ttl: timedelta = timedelta(minutes=60)
+    outbox_max_attempts: int = 8
+
+
+@dataclass
+class ServiceContext:
+    db: Database
+    clock: Clock
+    plans: dict[str, Plan]
+    policy: Policy = field(default_factory=Policy)
+    admin_ids: frozenset[int] = frozenset()
+    outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One unit of work; the outbox worker is woken after a commit that may have queued jobs."""
+        async with self.db.sessions.begin() as session:
+            yield session
+        self.outbox_wakeup.set()
+
+    def plan(self, code: str) -> Plan | None:
+        return self.plans.get(code)

@@ -1,0 +1,33 @@
+"""Plans are configured in a file and mirrored into the database (orders and subscriptions refer to them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from subbot.domain.plans import Plan
+from subbot.store.models import PlanChat, PlanRow
+
+
+async def sync(session: AsyncSession, plans: tuple[Plan, ...], now: datetime) -> None:
+    """Upsert configured plans; plans no longer configured are deactivated, never deleted."""
+    existing = {row.code: row for row in (await session.scalars(select(PlanRow))).all()}
+    for plan in plans:
+        row = existing.pop(plan.code, None)
+        if row is None:
+            row = PlanRow(code=plan.code, created_at=now)
+            session.add(row)
+        row.title, row.description, row.duration_days = plan.title, plan.description, plan.duration_days
+        row.stars, row.active, row.updated_at = plan.stars, plan.active, now
+        row.card_amount_minor = plan.card_price.minor if plan.card_price else None
+        row.card_currency = plan.card_price.currency if plan.card_price else None
+        await session.flush()
+        await session.execute(delete(PlanChat).where(PlanChat.plan_code == plan.code))
+        for chat_id in plan.chat_ids:
+            session.add(PlanChat(plan_code=plan.code, chat_id=chat_id, join_mode="invite"))
+    for row in existing.values():
+        row.active = False
+        row.updated_at = now
+    await session.flush()

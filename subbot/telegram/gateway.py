@@ -1,0 +1,118 @@
+"""The only place that calls the Bot API for side effects: rate-limited, honours retry_after."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from aiogram import Bot
+from aiogram.types import ChatInviteLink, ChatMember, InlineKeyboardMarkup, Message
+
+from subbot.telegram.errors import GatewayError, classify
+from subbot.telegram.limiter import RateLimiter
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class TelegramGateway:
+    def __init__(self, bot: Bot, limiter: RateLimiter) -> None:
+        self.bot = bot
+        self.limiter = limiter
+        self.last_success: float | None = None  # monotonic time of the last successful call
+        self.calls = 0
+        self.failures = 0
+
+    async def _call(
+        self, chat_id: int | None, make: Callable[[], Awaitable[T]], *, interactive: bool = False
+    ) -> T:
+        """One call; an interactive call waits out one short 429 instead of failing the member's reply."""
+        for attempt in (1, 2):
+            await self.limiter.acquire(chat_id)
+            self.calls += 1
+            try:
+                result = await make()
+            except Exception as exc:  # classified below; anything unknown is re-raised by classify
+                self.failures += 1
+                err = classify(exc)
+                if err.retry_after is not None:
+                    self.limiter.penalise(chat_id, err.retry_after)
+                    if interactive and attempt == 1 and err.retry_after <= 5:
+                        continue
+                raise err from exc
+            self.last_success = time.monotonic()
+            return result
+        raise GatewayError("unreachable", permanent=False)  # pragma: no cover
+
+    async def send_message(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        reply_markup: InlineKeyboardMarkup | None = None,
+        interactive: bool = False,
+    ) -> Message:
+        return await self._call(
+            chat_id,
+            lambda: self.bot.send_message(
+                chat_id, text, reply_markup=reply_markup, link_preview_options=None
+            ),
+            interactive=interactive,
+        )
+
+    async def send_stars_invoice(
+        self, chat_id: int, *, title: str, description: str, payload: str, stars: int
+    ) -> Message:
+        from aiogram.types import LabeledPrice
+
+        return await self._call(
+            chat_id,
+            lambda: self.bot.send_invoice(
+                chat_id,
+                title=title[:32],
+                description=description[:255] or title,
+                payload=payload,
+                currency="XTR",
+                prices=[LabeledPrice(label=title[:32], amount=stars)],
+            ),
+            interactive=True,
+        )
+
+    async def create_invite_link(
+        self, chat_id: int, *, name: str, expire_date: datetime, single_use: bool, join_request: bool
+    ) -> ChatInviteLink:
+        kwargs: dict[str, Any] = {"name": name[:32], "expire_date": expire_date}
+        if join_request:
+            kwargs["creates_join_request"] = True
+        elif single_use:
+            kwargs["member_limit"] = 1
+        return await self._call(chat_id, lambda: self.bot.create_chat_invite_link(chat_id, **kwargs))
+
+    async def revoke_invite_link(self, chat_id: int, link: str) -> None:
+        await self._call(chat_id, lambda: self.bot.revoke_chat_invite_link(chat_id, link))
+
+    async def kick(self, chat_id: int, user_id: int) -> None:
+        """Remove without a permanent ban: ban, then lift the ban only (the user may come back later)."""
+        await self._call(chat_id, lambda: self.bot.ban_chat_member(chat_id, user_id))
+        await self._call(chat_id, lambda: self.bot.unban_chat_member(chat_id, user_id, only_if_banned=True))
+
+    async def approve_join_request(self, chat_id: int, user_id: int) -> None:
+        await self._call(chat_id, lambda: self.bot.approve_chat_join_request(chat_id, user_id))
+
+    async def decline_join_request(self, chat_id: int, user_id: int) -> None:
+        await self._call(chat_id, lambda: self.bot.decline_chat_join_request(chat_id, user_id))
+
+    async def get_chat_member(self, chat_id: int, user_id: int) -> ChatMember:
+        return await self._call(chat_id, lambda: self.bot.get_chat_member(chat_id, user_id))
+
+    async def refund_stars(self, user_id: int, charge_id: str) -> None:
+        await self._call(
+            user_id, lambda: self.bot.refund_star_payment(user_id, telegram_payment_charge_id=charge_id)
+        )
+
+    async def close(self) -> None:
+        await asyncio.shield(self.bot.session.close())

@@ -1,0 +1,20 @@
+"""The FastAPI application: webhooks, health (dashboard and metrics come with later issues)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from subbot import __version__
+from subbot.web import health, telegram_webhook
+
+if TYPE_CHECKING:
+    from subbot.app import SubbotApp
+
+
+def create_web_app(app: SubbotApp) -> FastAPI:
+    web = FastAPI(title="subbot", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
+    web.include_router(telegram_webhook.build_router(app))
+    web.include_router(health.build_router(app))
+    return web

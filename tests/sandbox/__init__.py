@@ -1,0 +1,1 @@
+"""Tests of subbot.sandbox.telegram (the local Telegram Bot API emulator)."""
