@@ -57,12 +57,15 @@ class SubbotApp:
         self.db = create_database(
             s.database_url, pool_size=s.database_pool_size, pooler=not s.database_statement_cache_enabled
         )
-        chats = tuple(c for c in (s.group_id, *s.extra_chat_ids) if c)
+        chats = tuple(
+            dict.fromkeys(c for c in (s.group_id, *s.extra_chat_ids, *s.join_request_chat_ids) if c)
+        )
         plans = load_plans(Path(s.plans_file) if s.plans_file else None, chats)
         policy = Policy(
             invite_ttl=timedelta(minutes=s.invite_link_ttl_minutes),
             order_ttl=timedelta(minutes=s.order_ttl_minutes),
             outbox_max_attempts=s.outbox_max_attempts,
+            join_request_chats=frozenset(s.join_request_chat_ids),
         )
         self.ctx = ServiceContext(
             self.db, self.clock, {p.code: p for p in plans}, policy, frozenset(s.admin_ids)
@@ -101,7 +104,9 @@ class SubbotApp:
         """Check the schema and mirror the configured plans; no Telegram call yet."""
         await self.check_schema()
         async with self.ctx.transaction() as session:
-            await plan_store.sync(session, tuple(self.ctx.plans.values()), self.clock.now())
+            await plan_store.sync(
+                session, tuple(self.ctx.plans.values()), self.clock.now(), self.ctx.policy.join_request_chats
+            )
 
     async def start_workers(self) -> None:
         self._tasks.append(asyncio.create_task(self.worker.run(), name="outbox"))

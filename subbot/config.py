@@ -276,6 +276,10 @@ class Settings(BaseSettings):
     bot_token: SecretStr | None = Field(default=None, description="Bot token from @BotFather.")
     group_id: int | None = Field(default=None, description="Default private group/channel chat id.")
     extra_chat_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    join_request_chat_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list,
+        description="Chats entered by join request (approved for members with access), not a one-use link.",
+    )
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     admin_user_id: int | None = Field(default=None, description="Legacy single admin id (merged).")
     telegram_api_url: str = "https://api.telegram.org"
@@ -435,12 +439,14 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("extra_chat_ids", "admin_ids", "reminder_offsets_days", mode="before")
+    @field_validator(
+        "extra_chat_ids", "join_request_chat_ids", "admin_ids", "reminder_offsets_days", mode="before"
+    )
     @classmethod
     def _parse_int_list(cls, value: Any) -> Any:
         return _split_list(value)
 
-    @field_validator("extra_chat_ids", mode="after")
+    @field_validator("extra_chat_ids", "join_request_chat_ids", mode="after")
     @classmethod
     def _check_chat_ids(cls, value: list[int]) -> list[int]:
         if any(chat_id >= 0 for chat_id in value):

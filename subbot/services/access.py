@@ -48,7 +48,7 @@ async def grant_access(ctx: ServiceContext, gateway: TelegramGateway, payload: d
     text = f"✅ Payment received, thank you! Your {plan.title} access is active {until}."
     if buttons:
         minutes = int(ctx.policy.invite_ttl.total_seconds() // 60)
-        text += f"\n\nYour personal invite link works once and expires in {minutes} minutes."
+        text += f"\n\nYour personal invite link is for you only and expires in {minutes} minutes."
     markup = InlineKeyboardMarkup(inline_keyboard=buttons) if buttons else None
     await gateway.send_message(user_id, text, reply_markup=markup)
 
@@ -59,8 +59,9 @@ async def _new_link(
     now = ctx.clock.now()
     expires = now + ctx.policy.invite_ttl
     name = f"order {order_id}"[:32]
+    by_request = chat_id in ctx.policy.join_request_chats
     link = await gateway.create_invite_link(
-        chat_id, name=name, expire_date=expires, single_use=True, join_request=False
+        chat_id, name=name, expire_date=expires, single_use=not by_request, join_request=by_request
     )
     async with ctx.transaction() as session:
         session.add(

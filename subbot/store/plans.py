@@ -11,7 +11,9 @@ from subbot.domain.plans import Plan
 from subbot.store.models import PlanChat, PlanRow
 
 
-async def sync(session: AsyncSession, plans: tuple[Plan, ...], now: datetime) -> None:
+async def sync(
+    session: AsyncSession, plans: tuple[Plan, ...], now: datetime, request_chats: frozenset[int] = frozenset()
+) -> None:
     """Upsert configured plans; plans no longer configured are deactivated, never deleted."""
     existing = {row.code: row for row in (await session.scalars(select(PlanRow))).all()}
     for plan in plans:
@@ -26,7 +28,8 @@ async def sync(session: AsyncSession, plans: tuple[Plan, ...], now: datetime) ->
         await session.flush()
         await session.execute(delete(PlanChat).where(PlanChat.plan_code == plan.code))
         for chat_id in plan.chat_ids:
-            session.add(PlanChat(plan_code=plan.code, chat_id=chat_id, join_mode="invite"))
+            mode = "request" if chat_id in request_chats else "invite"
+            session.add(PlanChat(plan_code=plan.code, chat_id=chat_id, join_mode=mode))
     for row in existing.values():
         row.active = False
         row.updated_at = now
