@@ -20,7 +20,9 @@ from subbot.bot.middlewares import MaintenanceMiddleware
 from subbot.config import Settings
 from subbot.domain.clock import Clock, SystemClock
 from subbot.domain.plans import load_plans
+from subbot.payments.airwallex.client import AirwallexClient
 from subbot.services.context import Policy, ServiceContext
+from subbot.services.reconcile import reconcile
 from subbot.store import plans as plan_store
 from subbot.store.db import Database, create_database
 from subbot.store.migrate import SchemaState, schema_state
@@ -28,6 +30,7 @@ from subbot.telegram.gateway import TelegramGateway
 from subbot.telegram.limiter import Limits, RateLimiter
 from subbot.workers.jobs import build_handlers
 from subbot.workers.outbox import OutboxWorker
+from subbot.workers.scheduler import Scheduler, Sweep
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,8 @@ class SubbotApp:
     gateway: TelegramGateway = field(init=False)
     ctx: ServiceContext = field(init=False)
     worker: OutboxWorker = field(init=False)
+    airwallex: AirwallexClient | None = field(init=False, default=None)
+    scheduler: Scheduler = field(init=False)
     started_at: float = field(default_factory=time.monotonic)
     maintenance: bool = False
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -66,6 +71,7 @@ class SubbotApp:
             order_ttl=timedelta(minutes=s.order_ttl_minutes),
             outbox_max_attempts=s.outbox_max_attempts,
             join_request_chats=frozenset(s.join_request_chat_ids),
+            refund_revokes_access=s.refund_revokes_access,
         )
         self.ctx = ServiceContext(
             self.db, self.clock, {p.code: p for p in plans}, policy, frozenset(s.admin_ids)
@@ -73,7 +79,21 @@ class SubbotApp:
         session = AiohttpSession(api=TelegramAPIServer.from_base(s.telegram_api_url.rstrip("/")))
         self.bot = Bot(s.require_bot_token(), session=session)
         self.gateway = TelegramGateway(self.bot, RateLimiter(self.limits))
-        self.dispatcher = Dispatcher(ctx=self.ctx, gateway=self.gateway, app=self)
+        if s.airwallex_enabled:
+            assert s.airwallex_client_id is not None and s.airwallex_api_key is not None
+            self.airwallex = AirwallexClient(
+                s.airwallex_base_url,
+                s.airwallex_client_id,
+                s.airwallex_api_key.get_secret_value(),
+                clock=self.clock,
+            )
+        self.dispatcher = Dispatcher(
+            ctx=self.ctx,
+            gateway=self.gateway,
+            app=self,
+            airwallex=self.airwallex,
+            pay_base_url=self.pay_base_url,
+        )
         maintenance = MaintenanceMiddleware(
             lambda: self.maintenance, lambda: s.maintenance_message, frozenset(s.admin_ids)
         )
@@ -84,6 +104,30 @@ class SubbotApp:
         self.worker = OutboxWorker(
             self.ctx, build_handlers(self.ctx, self.gateway), concurrency=s.outbox_concurrency
         )
+
+        self.scheduler = Scheduler(self._sweeps())
+
+    def _sweeps(self) -> list[Sweep]:
+        sweeps: list[Sweep] = []
+        if self.airwallex is not None:
+            client = self.airwallex
+
+            async def reconcile_payments() -> None:
+                report = await reconcile(self.ctx, client)
+                if report.applied or report.errors:
+                    log.warning(
+                        "payment reconciliation: applied %s, errors %s", report.applied, report.errors
+                    )
+
+            sweeps.append(
+                Sweep("reconcile_payments", self.settings.reconcile_interval_seconds, reconcile_payments)
+            )
+        return sweeps
+
+    @property
+    def pay_base_url(self) -> str:
+        """Where members open the card payment page: PUBLIC_URL, or this server on loopback (demo)."""
+        return self.settings.public_url or f"http://127.0.0.1:{self.settings.port}"
 
     @property
     def webhook_mode(self) -> bool:
@@ -110,6 +154,7 @@ class SubbotApp:
 
     async def start_workers(self) -> None:
         self._tasks.append(asyncio.create_task(self.worker.run(), name="outbox"))
+        self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
 
     async def start_bot(self) -> None:
         """Polling (default) or webhook registration when PUBLIC_URL is set."""
@@ -136,6 +181,7 @@ class SubbotApp:
 
     async def stop(self) -> None:
         self.worker.stop()
+        self.scheduler.stop()
         with contextlib.suppress(RuntimeError):
             await self.dispatcher.stop_polling()
         for task in self._tasks:
@@ -145,6 +191,8 @@ class SubbotApp:
                 await task
         self._tasks.clear()
         await self.bot.session.close()
+        if self.airwallex is not None:
+            await self.airwallex.aclose()
         await self.db.dispose()
 
 

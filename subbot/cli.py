@@ -23,7 +23,8 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _settings(**overrides: object):  # type: ignore[no-untyped-def]
+def load_or_exit(**overrides: object):  # type: ignore[no-untyped-def]
+    """Settings, or exit 2 with the one-line reason."""
     from subbot.config import ConfigError, load_settings
 
     try:
@@ -44,7 +45,7 @@ def migrate() -> None:
     from subbot.store.db import create_database
     from subbot.store.migrate import upgrade
 
-    settings = _settings()
+    settings = load_or_exit()
 
     async def go() -> str | None:
         db = create_database(settings.database_url, pooler=not settings.database_statement_cache_enabled)
@@ -72,7 +73,7 @@ def run(
     from subbot.polling_lock import LockHeld
     from subbot.runner import serve
 
-    settings = _settings()
+    settings = load_or_exit()
     try:
         settings.require_for_run()
     except ConfigError as exc:
@@ -100,6 +101,15 @@ def demo(
         asyncio.run(run_demo(port=port, sandbox_port=sandbox_port, fresh=fresh))
     except KeyboardInterrupt:
         pass
+
+
+def _register_groups() -> None:
+    from subbot.cli_payments import payments_cli
+
+    cli.add_typer(payments_cli, name="payments")
+
+
+_register_groups()
 
 
 def main() -> None:

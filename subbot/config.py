@@ -314,6 +314,13 @@ class Settings(BaseSettings):
     airwallex_api_key: SecretStr | None = None
     airwallex_webhook_secret: SecretStr | None = None
     airwallex_base_url: str = "https://api-demo.airwallex.com"
+    refund_revokes_access: bool = Field(default=True, description="A full refund ends the access it bought.")
+    reconcile_interval_seconds: float = Field(
+        default=300,
+        ge=5,
+        le=86400,
+        description="How often pending card orders are checked against Airwallex.",
+    )
 
     # --- Dashboard --------------------------------------------------------------------------------
     admin_password: SecretStr | None = Field(

@@ -69,3 +69,14 @@ def test_second_poller_for_the_same_bot_refuses_to_start(tmp_path: Path) -> None
     assert result.returncode == 1
     assert "already polling" in result.stderr and "Traceback" not in result.stderr
     assert TOKEN.split(":")[1] not in result.stderr
+
+
+def test_payments_commands_give_clear_refusals(tmp_path: Path) -> None:
+    unmigrated = subbot(tmp_path, "payments", "refund", "nope", BOT_TOKEN=TOKEN)
+    assert unmigrated.returncode == 2 and "subbot migrate" in unmigrated.stderr
+    assert "Traceback" not in unmigrated.stderr
+    assert subbot(tmp_path, "migrate").returncode == 0
+    unknown = subbot(tmp_path, "payments", "refund", "nope", BOT_TOKEN=TOKEN)
+    assert unknown.returncode == 1 and "does not exist" in unknown.stderr
+    no_card = subbot(tmp_path, "payments", "reconcile", BOT_TOKEN=TOKEN)
+    assert no_card.returncode == 2 and "AIRWALLEX_CLIENT_ID" in no_card.stderr

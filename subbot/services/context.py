@@ -20,7 +20,8 @@ class Policy:
     invite_ttl: timedelta = timedelta(minutes=30)
     order_ttl: timedelta = timedelta(minutes=60)
     outbox_max_attempts: int = 8
-    join_request_chats: frozenset[int] = frozenset()  # entered by request, approved when the user has access
+    join_request_chats: frozenset[int] = frozenset()
+    refund_revokes_access: bool = True  # entered by request, approved when the user has access
 
 
 @dataclass

@@ -102,7 +102,26 @@ class Payment(Base):
     status: Mapped[str] = mapped_column(String(16), default="succeeded")  # succeeded | refunded
     created_at: Mapped[datetime]
     refunded_at: Mapped[datetime | None]
+    refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     __table_args__ = (UniqueConstraint("provider", "provider_payment_id"),)
+
+
+class RefundRow(Base):
+    """A refund asked of a provider; ``provider_refund_id`` is unique so events apply once."""
+
+    __tablename__ = "refunds"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    provider_refund_id: Mapped[str] = mapped_column(String(255))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))  # received | accepted | settled | failed
+    reason: Mapped[str] = mapped_column(String(128), default="")
+    requested_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    __table_args__ = (UniqueConstraint("provider", "provider_refund_id"),)
 
 
 class Subscription(Base):

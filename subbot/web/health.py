@@ -43,6 +43,15 @@ def build_router(app: SubbotApp) -> APIRouter:
             "failures": app.gateway.failures,
         }
         components["maintenance"] = {"enabled": app.maintenance}
+        settings = app.settings
+        secret_ok = settings.airwallex_webhook_secret is not None
+        components["payments"] = {
+            "stars": True,
+            "airwallex_configured": settings.airwallex_enabled,
+            "webhook_secret_configured": secret_ok,
+        }
+        if settings.airwallex_enabled and not secret_ok and status == "ok":
+            status = "degraded"  # card payments would be taken but their webhooks refused
         body = {
             "status": status,
             "version": __version__,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 from subbot.app import SubbotApp
 from subbot.config import load_settings
 from subbot.domain.clock import ManualClock
+from subbot.runner import serve
 from subbot.sandbox.telegram import TelegramSandbox
 from subbot.sandbox.telegram.testing import wait_for
 from subbot.store.migrate import upgrade
@@ -56,6 +59,33 @@ class World:
         self.apps.append(app)
         return app
 
+    @contextlib.asynccontextmanager
+    async def serving(
+        self, *, webhook: bool = False, **overrides: Any
+    ) -> AsyncIterator[tuple[SubbotApp, str]]:
+        """The real process (HTTP server, bot, workers, sweeps) on a free port, as `subbot run` runs it."""
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        if webhook:
+            overrides["public_url"] = base
+        settings = self.settings(port=port, **overrides)
+        app = SubbotApp(settings, clock=self.clock, limits=Limits(enabled=False))
+        await upgrade(app.db)
+        ready = asyncio.Event()
+        task = asyncio.create_task(serve(app, "127.0.0.1", port, ready))
+        waiter = asyncio.create_task(ready.wait())
+        await asyncio.wait({task, waiter}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
+        if not ready.is_set():
+            waiter.cancel()
+            await task  # raises the start-up error
+            raise RuntimeError("subbot did not start")
+        try:
+            yield app, base
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def stop(self, app: SubbotApp) -> None:
         await app.stop()
         self.apps.remove(app)
@@ -89,6 +119,12 @@ async def wait_for_async(predicate: Callable[[], Awaitable[bool]], timeout: floa
             await asyncio.sleep(0.02)
 
     await asyncio.wait_for(poll(), timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def text_has(fragment: str) -> Callable[[dict[str, Any]], bool]:

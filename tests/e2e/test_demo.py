@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from subbot.demo import run_demo
-from tests.e2e.test_webhook_mode import free_port
+from tests.e2e.conftest import free_port
 
 
 async def _poll(client: httpx.AsyncClient, url: str, predicate: Any, timeout: float = 10.0) -> Any:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 
 import httpx
@@ -13,35 +11,15 @@ from sqlalchemy import func, select
 
 from subbot.app import SubbotApp
 from subbot.config import TELEGRAM_WEBHOOK_PATH
-from subbot.runner import serve
 from subbot.store.models import Payment, Subscription
 from tests.e2e.conftest import World, buttons, text_has, wait_for_async
 from tests.e2e.test_stars_journey import buy
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.asynccontextmanager
 async def running(world: World) -> AsyncIterator[tuple[SubbotApp, str]]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    app = SubbotApp(world.settings(public_url=base), clock=world.clock)
-    from subbot.store.migrate import upgrade
-
-    await upgrade(app.db)
-    ready = asyncio.Event()
-    task = asyncio.create_task(serve(app, "127.0.0.1", port, ready))
-    await asyncio.wait_for(ready.wait(), 10)
-    try:
-        yield app, base
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async with world.serving(webhook=True) as pair:
+        yield pair
 
 
 def redelivered_payment(user_id: int, payment: Payment, update_id: int) -> dict[str, object]:

@@ -1,0 +1,1 @@
+"""Airwallex: API client and webhook verification."""

@@ -1,0 +1,60 @@
+"""Taking access away (full refund, admin revoke): safely, through the outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from subbot.services.context import ServiceContext
+from subbot.store import memberships, outbox, subscriptions
+from subbot.store.models import PlanChat, Subscription, User
+
+
+async def revoke_subscription(
+    session: AsyncSession,
+    ctx: ServiceContext,
+    sub: Subscription,
+    now: datetime,
+    reason: str,
+    notify: str | None,
+) -> list[int]:
+    """Mark the subscription revoked and queue removal from each chat the member no longer has access to.
+
+    Never removes a whitelisted member or one whose other subscription still covers the chat; the
+    gateway's own refusal protects owners and administrators. Returns the chats queued for removal.
+    """
+    sub.status, sub.updated_at = "revoked", now
+    await session.flush()
+    user = await session.get(User, sub.user_id)
+    removed: list[int] = []
+    if user is not None and user.is_whitelisted:
+        return removed
+    chat_ids = (
+        await session.scalars(select(PlanChat.chat_id).where(PlanChat.plan_code == sub.plan_code))
+    ).all()
+    for chat_id in chat_ids:
+        if await subscriptions.has_access(session, sub.user_id, chat_id, now):
+            continue
+        member = await memberships.get(session, sub.user_id, chat_id)
+        if member is None or member.state not in ("joined", "invited"):
+            continue
+        await memberships.set_state(session, sub.user_id, chat_id, "removed", reason, now)
+        await outbox.enqueue(
+            session,
+            "kick",
+            f"kick:{reason}:{sub.id}:{chat_id}",
+            {"chat_id": chat_id, "user_id": sub.user_id},
+            now,
+        )
+        removed.append(chat_id)
+    if notify:
+        await outbox.enqueue(
+            session,
+            "send_message",
+            f"notify:{reason}:{sub.id}",
+            {"chat_id": sub.user_id, "text": notify},
+            now,
+        )
+    return removed
