@@ -17,8 +17,8 @@ demo: $(STAMP)
 	$(BIN)/subbot demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check subbot tests bench scripts database main.py
-	$(BIN)/ruff format --check subbot tests bench scripts database main.py
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 test: lint
