@@ -22,6 +22,7 @@ from subbot.domain.clock import Clock, SystemClock
 from subbot.domain.plans import load_plans
 from subbot.payments.airwallex.client import AirwallexClient
 from subbot.services.context import Policy, ServiceContext
+from subbot.services.lifecycle import sweep_expired, sweep_reminders
 from subbot.services.reconcile import reconcile
 from subbot.store import plans as plan_store
 from subbot.store.db import Database, create_database
@@ -72,6 +73,10 @@ class SubbotApp:
             outbox_max_attempts=s.outbox_max_attempts,
             join_request_chats=frozenset(s.join_request_chat_ids),
             refund_revokes_access=s.refund_revokes_access,
+            reminder_offsets=tuple(
+                timedelta(days=d) for d in sorted(set(s.reminder_offsets_days), reverse=True)
+            ),
+            expiry_grace=timedelta(hours=s.expiry_grace_hours),
         )
         self.ctx = ServiceContext(
             self.db, self.clock, {p.code: p for p in plans}, policy, frozenset(s.admin_ids)
@@ -122,6 +127,13 @@ class SubbotApp:
             sweeps.append(
                 Sweep("reconcile_payments", self.settings.reconcile_interval_seconds, reconcile_payments)
             )
+
+        async def lifecycle_sweep() -> None:
+            # Loop until nothing is due, so a long downtime is caught up at once, batch by batch.
+            while await sweep_reminders(self.ctx) or (await sweep_expired(self.ctx)).expired:
+                pass
+
+        sweeps.append(Sweep("lifecycle", self.settings.sweep_interval_seconds, lifecycle_sweep))
         return sweeps
 
     @property

@@ -315,6 +315,9 @@ class Settings(BaseSettings):
     airwallex_webhook_secret: SecretStr | None = None
     airwallex_base_url: str = "https://api-demo.airwallex.com"
     refund_revokes_access: bool = Field(default=True, description="A full refund ends the access it bought.")
+    sweep_interval_seconds: float = Field(
+        default=60, ge=1, le=3600, description="How often reminders and expiries are swept."
+    )
     reconcile_interval_seconds: float = Field(
         default=300,
         ge=5,

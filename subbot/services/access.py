@@ -26,26 +26,39 @@ class JoinOutcome:
 
 
 async def grant_access(ctx: ServiceContext, gateway: TelegramGateway, payload: dict[str, Any]) -> None:
-    """Outbox job: a personal single-use link per chat of the plan, sent as buttons."""
-    user_id, order_id = int(payload["user_id"]), str(payload["order_id"])
-    plan = ctx.plan(str(payload["plan"]))
-    if plan is None:
+    """Outbox job: a personal link per chat the member may enter and is not in, sent as buttons.
+
+    payload: user_id; order_id (None for grants and resends); plan (None = every configured chat);
+    reason: payment (default) | grant | resend.
+    """
+    user_id = int(payload["user_id"])
+    order_id = str(payload["order_id"]) if payload.get("order_id") else None
+    plan = ctx.plan(str(payload["plan"])) if payload.get("plan") else None
+    if payload.get("plan") and plan is None:
         raise ValueError(f"plan {payload['plan']!r} is no longer configured")
+    chats = plan.chat_ids if plan else ctx.all_chat_ids()
     now = ctx.clock.now()
     buttons: list[list[InlineKeyboardButton]] = []
-    for index, chat_id in enumerate(plan.chat_ids, start=1):
+    for index, chat_id in enumerate(chats, start=1):
         async with ctx.db.sessions() as session:
             member = await memberships.get(session, user_id, chat_id)
             reusable = await memberships.live_link(session, user_id, chat_id, order_id, now)
         if member is not None and member.state == "joined":
             continue
         url = reusable.link if reusable else await _new_link(ctx, gateway, user_id, chat_id, order_id)
-        label = "Join the group" if len(plan.chat_ids) == 1 else f"Join chat {index}"
+        label = "Join the group" if len(chats) == 1 else f"Join chat {index}"
         buttons.append([InlineKeyboardButton(text=label, url=url)])
     async with ctx.db.sessions() as session:
         subs = await subscriptions.active_for_user(session, user_id, now)
     until = _until_text(ctx, subs[0].ends_at if subs else None)
-    text = f"✅ Payment received, thank you! Your {plan.title} access is active {until}."
+    title = plan.title if plan else "your"
+    reason = payload.get("reason", "payment")
+    if reason == "payment":
+        text = f"✅ Payment received, thank you! Your {title} access is active {until}."
+    elif buttons:
+        text = f"🔑 Here is your personal invite. Your access is active {until}."
+    else:
+        text = f"Your access is active {until}. You are already in the group."
     if buttons:
         minutes = int(ctx.policy.invite_ttl.total_seconds() // 60)
         text += f"\n\nYour personal invite link is for you only and expires in {minutes} minutes."
@@ -54,11 +67,11 @@ async def grant_access(ctx: ServiceContext, gateway: TelegramGateway, payload: d
 
 
 async def _new_link(
-    ctx: ServiceContext, gateway: TelegramGateway, user_id: int, chat_id: int, order_id: str
+    ctx: ServiceContext, gateway: TelegramGateway, user_id: int, chat_id: int, order_id: str | None
 ) -> str:
     now = ctx.clock.now()
     expires = now + ctx.policy.invite_ttl
-    name = f"order {order_id}"[:32]
+    name = (f"order {order_id}" if order_id else f"member {user_id}")[:32]
     by_request = chat_id in ctx.policy.join_request_chats
     link = await gateway.create_invite_link(
         chat_id, name=name, expire_date=expires, single_use=not by_request, join_request=by_request

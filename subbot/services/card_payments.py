@@ -294,6 +294,7 @@ async def record_refund_effect(
     ):
         sub.ends_at -= plan.duration  # the refunded period is taken back, the rest remains
         sub.updated_at = now
+        ctx.schedule_reminder(sub, now)
         return
     await revoke_subscription(
         session,

@@ -6,13 +6,15 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from subbot.domain.clock import Clock
 from subbot.domain.plans import Plan
+from subbot.domain.subscriptions import next_reminder_at
 from subbot.store.db import Database
+from subbot.store.models import Subscription
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,9 @@ class Policy:
     order_ttl: timedelta = timedelta(minutes=60)
     outbox_max_attempts: int = 8
     join_request_chats: frozenset[int] = frozenset()
-    refund_revokes_access: bool = True  # entered by request, approved when the user has access
+    refund_revokes_access: bool = True
+    reminder_offsets: tuple[timedelta, ...] = (timedelta(days=3), timedelta(days=1))
+    expiry_grace: timedelta = timedelta(hours=24)  # entered by request, approved when the user has access
 
 
 @dataclass
@@ -42,3 +46,11 @@ class ServiceContext:
 
     def plan(self, code: str) -> Plan | None:
         return self.plans.get(code)
+
+    def all_chat_ids(self) -> tuple[int, ...]:
+        """Every chat some plan opens, in configuration order."""
+        return tuple(dict.fromkeys(c for plan in self.plans.values() for c in plan.chat_ids))
+
+    def schedule_reminder(self, sub: Subscription, now: datetime) -> None:
+        """Call whenever a subscription's end changes."""
+        sub.next_reminder_at = next_reminder_at(sub.ends_at, self.policy.reminder_offsets, now)

@@ -72,6 +72,7 @@ async def activate(
         _, current.ends_at = extended_period(now, current.ends_at, True, plan.duration)
         current.updated_at = now
         sub = current
+        ctx.schedule_reminder(sub, now)
     else:
         starts, ends = extended_period(now, None, False, plan.duration)
         sub = Subscription(
@@ -85,6 +86,7 @@ async def activate(
             created_at=now,
             updated_at=now,
         )
+        ctx.schedule_reminder(sub, now)
         session.add(sub)
     order.status, order.paid_at = "paid", now
     await session.flush()

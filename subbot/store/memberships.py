@@ -36,13 +36,13 @@ async def link_by_url(session: AsyncSession, link: str) -> InviteLink | None:
 
 
 async def live_link(
-    session: AsyncSession, user_id: int, chat_id: int, order_id: str, now: datetime
+    session: AsyncSession, user_id: int, chat_id: int, order_id: str | None, now: datetime
 ) -> InviteLink | None:
     """A link already made for this order and chat that can still be used (a retried job reuses it)."""
     stmt = select(InviteLink).where(
         InviteLink.user_id == user_id,
         InviteLink.chat_id == chat_id,
-        InviteLink.order_id == order_id,
+        InviteLink.order_id == order_id if order_id else InviteLink.order_id.is_(None),
         InviteLink.revoked_at.is_(None),
         InviteLink.used_at.is_(None),
         InviteLink.expires_at > now,

@@ -134,9 +134,13 @@ class Subscription(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     source: Mapped[str] = mapped_column(String(16))  # payment | grant | import | lifetime
     order_id: Mapped[str | None] = mapped_column(ForeignKey("orders.id"))
+    next_reminder_at: Mapped[datetime | None]  # when the next reminder is due; NULL = none left
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
-    __table_args__ = (Index("ix_subscriptions_status_ends_at", "status", "ends_at"),)
+    __table_args__ = (
+        Index("ix_subscriptions_status_ends_at", "status", "ends_at"),
+        Index("ix_subscriptions_status_next_reminder_at", "status", "next_reminder_at"),
+    )
 
 
 class Membership(Base):
@@ -177,12 +181,16 @@ class OutboxJob(Base):
     run_at: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=8)
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # lower runs first
     last_error: Mapped[str | None] = mapped_column(Text)
     locked_by: Mapped[str | None] = mapped_column(String(64))
     locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
-    __table_args__ = (Index("ix_outbox_jobs_state_run_at", "state", "run_at"),)
+    __table_args__ = (
+        Index("ix_outbox_jobs_state_run_at", "state", "run_at"),
+        Index("ix_outbox_jobs_state_priority_run_at", "state", "priority", "run_at"),
+    )
 
 
 class InboundEvent(Base):
@@ -215,3 +223,18 @@ class Flag(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime]
+
+
+class Broadcast(Base):
+    """A message to a segment of members, delivered through the outbox (one job per recipient)."""
+
+    __tablename__ = "broadcasts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    text: Mapped[str] = mapped_column(Text)
+    segment: Mapped[str] = mapped_column(String(16))  # active | expiring | expired | all
+    segment_days: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="queuing")  # queuing | sending | done | cancelled
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    finished_at: Mapped[datetime | None]

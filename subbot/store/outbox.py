@@ -20,6 +20,7 @@ async def enqueue(
     now: datetime,
     run_at: datetime | None = None,
     max_attempts: int = 8,
+    priority: int = 0,
 ) -> bool:
     """Add a job unless one with the same key exists; True when added."""
     return await insert_ignore(
@@ -33,6 +34,7 @@ async def enqueue(
             "run_at": run_at or now,
             "attempts": 0,
             "max_attempts": max_attempts,
+            "priority": priority,
             "created_at": now,
             "updated_at": now,
         },
@@ -48,7 +50,12 @@ def _due(now: datetime) -> Any:
 
 
 async def due_ids(session: AsyncSession, now: datetime, limit: int) -> list[int]:
-    stmt = select(OutboxJob.id).where(_due(now)).order_by(OutboxJob.run_at, OutboxJob.id).limit(limit)
+    stmt = (
+        select(OutboxJob.id)
+        .where(_due(now))
+        .order_by(OutboxJob.priority, OutboxJob.run_at, OutboxJob.id)
+        .limit(limit)
+    )
     return list((await session.scalars(stmt)).all())
 
 

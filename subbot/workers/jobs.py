@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from sqlalchemy import update
 
-from subbot.services import access
+from subbot.domain.subscriptions import days_left
+from subbot.services import access, lifecycle
 from subbot.services.context import ServiceContext
+from subbot.store import memberships, subscriptions
 from subbot.store.models import InviteLink, User
 from subbot.telegram.gateway import TelegramGateway
 
+log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -29,7 +34,35 @@ def build_handlers(ctx: ServiceContext, gateway: TelegramGateway) -> dict[str, H
             )
 
     async def kick(p: dict[str, Any]) -> None:
-        await gateway.kick(int(p["chat_id"]), int(p["user_id"]))
+        """Remove a member, checked at the last moment: never one who regained access, nor an admin."""
+        chat_id, user_id = int(p["chat_id"]), int(p["user_id"])
+        async with ctx.transaction() as session:
+            guarded = bool(p.get("guard", True))  # an operator's explicit removal is not second-guessed
+            if guarded and await subscriptions.has_access(session, user_id, chat_id, ctx.clock.now()):
+                await memberships.set_state(session, user_id, chat_id, "joined", "renewed", ctx.clock.now())
+                return
+        status = str(getattr(await gateway.get_chat_member(chat_id, user_id), "status", ""))
+        if status in ("creator", "administrator", "left", "kicked"):
+            log.info("kick of %s in %s skipped: status %s", user_id, chat_id, status)
+            return
+        await gateway.kick(chat_id, user_id)
+
+    async def remind(p: dict[str, Any]) -> None:
+        sub = await lifecycle.still_due(ctx, int(p["sub_id"]), str(p["ends_at"]))
+        if sub is None or sub.ends_at is None:
+            return  # renewed or ended since it was queued
+        plan = ctx.plan(sub.plan_code)
+        title = plan.title if plan else sub.plan_code
+        left = days_left(ctx.clock.now(), sub.ends_at)
+        text = (
+            f"⏰ Your {title} access ends in {left} day{'s' if left != 1 else ''} "
+            f"({sub.ends_at:%Y-%m-%d %H:%M} UTC). Renew now to keep your place; "
+            "the new period starts at the end."
+        )
+        markup = InlineKeyboardMarkup(
+            inline_keyboard=[[InlineKeyboardButton(text="🔄 Renew", callback_data=f"plan:{sub.plan_code}")]]
+        )
+        await gateway.send_message(sub.user_id, text, reply_markup=markup)
 
     async def approve_join(p: dict[str, Any]) -> None:
         await gateway.approve_join_request(int(p["chat_id"]), int(p["user_id"]))
@@ -40,7 +73,18 @@ def build_handlers(ctx: ServiceContext, gateway: TelegramGateway) -> dict[str, H
         await gateway.send_message(int(p["user_chat_id"]), text)
 
     async def send_message(p: dict[str, Any]) -> None:
-        await gateway.send_message(int(p["chat_id"]), str(p["text"]))
+        rows = p.get("buttons") or []
+        markup = (
+            InlineKeyboardMarkup(
+                inline_keyboard=[
+                    [InlineKeyboardButton(text=str(b["text"]), callback_data=str(b["data"])) for b in row]
+                    for row in rows
+                ]
+            )
+            if rows
+            else None
+        )
+        await gateway.send_message(int(p["chat_id"]), str(p["text"]), reply_markup=markup)
 
     return {
         "grant_access": grant_access,
@@ -49,6 +93,7 @@ def build_handlers(ctx: ServiceContext, gateway: TelegramGateway) -> dict[str, H
         "approve_join": approve_join,
         "decline_join": decline_join,
         "send_message": send_message,
+        "remind": remind,
     }
 
 
