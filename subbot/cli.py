@@ -104,9 +104,11 @@ def demo(
 
 
 def _register_groups() -> None:
+    from subbot.cli_members import members_cli
     from subbot.cli_payments import payments_cli
 
     cli.add_typer(payments_cli, name="payments")
+    cli.add_typer(members_cli, name="members")
 
 
 _register_groups()
