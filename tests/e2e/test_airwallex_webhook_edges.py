@@ -32,7 +32,9 @@ async def test_oversized_malformed_and_unknown_events(world: World) -> None:
             async with httpx.AsyncClient() as client:
                 r = await client.post(f"{cw.base}/webhook/airwallex", content=body, headers=headers)
             assert r.status_code == 400, body
-        odd = {"id": "evt_odd_\u202e\u0000", "name": "account.something_new", "data": {"object": {"x": "🙂"}}}
+        nul = {"id": "evt_nul_\u0000", "name": "account.something_new", "data": {"object": {}}}
+        assert (await cw.post_event(nul)).status_code == 400
+        odd = {"id": "evt_odd_\u202e", "name": "account.something_new", "data": {"object": {"x": "🙂\u0000"}}}
         assert (await cw.post_event(odd)).status_code == 200
         async with cw.app.db.sessions() as s:
             row = (

@@ -69,4 +69,6 @@ def parse(body: bytes) -> Event:
     obj = (data.get("data") or {}).get("object") if isinstance(data.get("data"), dict) else None
     if not isinstance(event_id, str) or not event_id or len(event_id) > 255 or not isinstance(name, str):
         raise WebhookRejected(400, "event needs a string id and name")
+    if any(ord(ch) < 32 for ch in event_id + name):
+        raise WebhookRejected(400, "event id and name must not contain control characters")
     return Event(event_id, name[:64], obj if isinstance(obj, dict) else {}, data)
