@@ -33,7 +33,8 @@ def run_one(name: str, argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str]) -> int:
     if argv and argv[0] in ("-h", "--help", "--list"):
-        print(__doc__.strip() if argv[0] != "--list" else "", file=sys.stderr)
+        if argv[0] != "--list":
+            print(__doc__.strip(), file=sys.stderr)
         for name, bench in BENCHMARKS.items():
             print(f"  {name:<10} {bench.summary}")
         return 0

@@ -3,7 +3,7 @@
 Parent side: :class:`Child` starts ``python -m bench.servers ROLE CONFIG_JSON``, waits for the child to
 write its ready file (JSON), reads its CPU time from ``/proc`` and stops it by closing its stdin.
 
-Child side: :func:`stop_requested` (stdin closed, or the lifetime cap reached) and :func:`write_ready`.
+Child side: ``await stop_requested()`` (stdin closed, or the lifetime cap reached) and :func:`write_ready`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -38,14 +37,23 @@ def _tail(path: Path, lines: int = 25) -> str:
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process (Linux ``/proc``); None when unavailable."""
+def _stat_cpu(path: Path) -> float | None:
     try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
+        raw = path.read_text()
     except OSError:
         return None
     fields = raw.rsplit(")", 1)[1].split()  # the command name may contain spaces
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process, all threads (Linux ``/proc``); None when unavailable."""
+    return _stat_cpu(Path(f"/proc/{pid}/stat"))
+
+
+def main_thread_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds of the process's main thread only (the event loop; not aiosqlite's threads)."""
+    return _stat_cpu(Path(f"/proc/{pid}/task/{pid}/stat"))
 
 
 class Child:
@@ -87,7 +95,7 @@ class Child:
             if proc.returncode is not None:
                 raise BenchError(
                     f"the {name} server exited with code {proc.returncode} before it was ready; "
-                    f"its output ({log}):\n{_tail(log)}"
+                    f"the end of its output:\n{_tail(log)}"
                 )
             if time.monotonic() > deadline:
                 await child.stop()
@@ -100,6 +108,9 @@ class Child:
 
     def cpu_seconds(self) -> float | None:
         return process_cpu_seconds(self.proc.pid)
+
+    def main_thread_cpu_seconds(self) -> float | None:
+        return main_thread_cpu_seconds(self.proc.pid)
 
     def output_tail(self, lines: int = 25) -> str:
         return _tail(self.log, lines)
@@ -121,20 +132,25 @@ class Child:
 
 
 # ----------------------------------------------------------------------------- child side
-def stop_requested(lifetime: float = MAX_CHILD_LIFETIME) -> asyncio.Event:
+async def stop_requested(lifetime: float = MAX_CHILD_LIFETIME) -> asyncio.Event:
     """An event set when stdin reaches EOF (the parent closed it or died) or after ``lifetime`` s."""
     loop = asyncio.get_running_loop()
     event = asyncio.Event()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
 
-    def watch_stdin() -> None:
+    async def watch_stdin() -> None:
         with contextlib.suppress(Exception):
-            while sys.stdin.buffer.read(4096):
+            while await reader.read(4096):
                 pass
-        loop.call_soon_threadsafe(event.set)
+        event.set()
 
-    threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()
+    _background.add(asyncio.create_task(watch_stdin()))
     loop.call_later(lifetime, event.set)
     return event
+
+
+_background: set[asyncio.Task[None]] = set()
 
 
 def write_ready(path: str, info: dict[str, Any]) -> None:

@@ -9,7 +9,8 @@ Roles:
 
 Each writes its ready file (see :mod:`bench.procs`) once it accepts connections and stops when its stdin
 is closed. With ``"profile": PATH`` in the config the whole process runs under cProfile (main thread
-only: aiosqlite's worker thread is not seen) and the stats are dumped to PATH.
+only: aiosqlite's worker thread is not seen), from the moment it is ready, and the stats are dumped
+to PATH.
 """
 
 from __future__ import annotations
@@ -36,13 +37,21 @@ from bench.procs import stop_requested, write_ready
 
 HOST = "127.0.0.1"
 WEBHOOK_PATH = "/webhook/telegram"
+#: Set by main() when the config asks for a profile; enabled once the server is ready (no start-up noise).
+_profiler: cProfile.Profile | None = None
+
+
+def ready(path: str, info: dict[str, Any]) -> None:
+    write_ready(path, info)
+    if _profiler is not None:
+        _profiler.enable()
 
 
 async def run_sandbox(cfg: dict[str, Any]) -> None:
     from subbot.sandbox.telegram import TelegramSandbox
     from subbot.sandbox.telegram.limits import RateLimits
 
-    stop = stop_requested()
+    stop = await stop_requested()
     sandbox = TelegramSandbox(rate_limits=RateLimits(enabled=False))
     bots = {name: sandbox.add_bot(token, username=f"{name}_bench_bot") for name, token in cfg["bots"].items()}
     owner = sandbox.add_user("Owner", username="owner")
@@ -54,7 +63,7 @@ async def run_sandbox(cfg: dict[str, Any]) -> None:
         # What people.send_text records when a person writes to the bot: the bot may now answer them.
         sandbox.world.bots[bot_id].started_by.update(users)
     async with sandbox.serve(HOST, 0) as url:
-        write_ready(cfg["ready_file"], {"url": url, "group": group, "bots": bots, "users": users})
+        ready(cfg["ready_file"], {"url": url, "group": group, "bots": bots, "users": users})
         await stop.wait()
 
 
@@ -66,7 +75,7 @@ async def run_subbot(cfg: dict[str, Any]) -> None:
     from subbot.store.migrate import upgrade
     from subbot.telegram.limiter import Limits
 
-    stop = stop_requested()
+    stop = await stop_requested()
     tmp = Path(cfg["workdir"])
     port = int(cfg["port"])
     overrides: dict[str, Any] = {}
@@ -86,17 +95,15 @@ async def run_subbot(cfg: dict[str, Any]) -> None:
     configure_logging(settings)
     app = SubbotApp(settings, limits=Limits(enabled=False))
     await upgrade(app.db)
-    ready = asyncio.Event()
-    serving = asyncio.create_task(serve(app, HOST, port, ready))
-    ready_wait = asyncio.create_task(ready.wait())
+    started = asyncio.Event()
+    serving = asyncio.create_task(serve(app, HOST, port, started))
+    ready_wait = asyncio.create_task(started.wait())
     await asyncio.wait({serving, ready_wait}, return_when=asyncio.FIRST_COMPLETED)
     ready_wait.cancel()
     if serving.done():
         serving.result()  # raises the start-up error, if any
         raise RuntimeError("subbot stopped before it was ready")
-    write_ready(
-        cfg["ready_file"], {"url": f"http://{HOST}:{port}", "secret": settings.telegram_webhook_secret}
-    )
+    ready(cfg["ready_file"], {"url": f"http://{HOST}:{port}", "secret": settings.telegram_webhook_secret})
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
     serving.cancel()
@@ -105,7 +112,7 @@ async def run_subbot(cfg: dict[str, Any]) -> None:
 
 
 async def run_bare(cfg: dict[str, Any]) -> None:
-    stop = stop_requested()
+    stop = await stop_requested()
     port = int(cfg["port"])
     secret = str(cfg["secret"]).encode()
     bot = Bot(cfg["token"], session=AiohttpSession(api=TelegramAPIServer.from_base(cfg["api_url"])))
@@ -138,7 +145,7 @@ async def run_bare(cfg: dict[str, Any]) -> None:
     if serving.done():
         serving.result()
         raise RuntimeError("the bare server stopped before it was ready")
-    write_ready(cfg["ready_file"], {"url": f"http://{HOST}:{port}"})
+    ready(cfg["ready_file"], {"url": f"http://{HOST}:{port}"})
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
     server.should_exit = True
@@ -156,17 +163,16 @@ def main(argv: list[str]) -> int:
         return 2
     cfg: dict[str, Any] = json.loads(argv[1])
     # Plain asyncio.run, as `subbot run` does (no uvloop for the servers under test).
-    profile_path = cfg.get("profile")
-    if not profile_path:
-        asyncio.run(ROLES[argv[0]](cfg))
-        return 0
-    profiler = cProfile.Profile()
-    profiler.enable()
+    global _profiler
+    profile_path = str(cfg.get("profile") or "")
+    if profile_path:
+        _profiler = cProfile.Profile()
     try:
         asyncio.run(ROLES[argv[0]](cfg))
     finally:
-        profiler.disable()
-        profiler.dump_stats(profile_path)
+        if _profiler is not None:
+            _profiler.disable()
+            _profiler.dump_stats(profile_path)
     return 0
 
 

@@ -89,14 +89,11 @@ class Phase:
     wall_s: float
     send_message_ok: int
     send_message_failed: int
-    cpu_server: float | None  # percent of one core
+    cpu_server: float | None  # percent of one core, all threads
+    cpu_server_loop: float | None  # the event-loop (main) thread only
     cpu_sandbox: float | None
     cpu_client: float
     max_lag_ms: float
-
-    @property
-    def valid(self) -> bool:
-        return self.ok == self.updates and not self.errors and self.send_message_ok == self.updates
 
     def problems(self) -> list[str]:
         out = []
@@ -155,6 +152,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def machine() -> dict[str, Any]:
     cpu_model = ""
     try:
@@ -169,6 +173,7 @@ def machine() -> dict[str, Any]:
         "cpu": cpu_model or platform.processor(),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "load_before": load_average(),
     }
 
 
@@ -217,9 +222,17 @@ async def measure(
     load: Callable[[], Awaitable[LoadResult]],
 ) -> Phase:
     since = await log.mark()
-    server_cpu, sandbox_cpu = child.cpu_seconds(), sandbox.cpu_seconds()
+    server_cpu, loop_cpu, sandbox_cpu = (
+        child.cpu_seconds(),
+        child.main_thread_cpu_seconds(),
+        sandbox.cpu_seconds(),
+    )
     result = await load()
-    server_cpu2, sandbox_cpu2 = child.cpu_seconds(), sandbox.cpu_seconds()
+    server_cpu2, loop_cpu2, sandbox_cpu2 = (
+        child.cpu_seconds(),
+        child.main_thread_cpu_seconds(),
+        sandbox.cpu_seconds(),
+    )
     sent_ok, sent_failed = await log.send_messages(since, bot_id)
     if child.proc.returncode is not None:
         raise BenchError(f"the {server} server died during {name}; its output:\n{child.output_tail()}")
@@ -238,6 +251,7 @@ async def measure(
         send_message_ok=sent_ok,
         send_message_failed=sent_failed,
         cpu_server=_cpu_percent(server_cpu, server_cpu2, result.wall),
+        cpu_server_loop=_cpu_percent(loop_cpu, loop_cpu2, result.wall),
         cpu_sandbox=_cpu_percent(sandbox_cpu, sandbox_cpu2, result.wall),
         cpu_client=100.0 * result.client_cpu / result.wall if result.wall > 0 else 0.0,
         max_lag_ms=result.max_lag * 1000,
@@ -330,6 +344,7 @@ async def run(opts: Options) -> Report:
             console.print(f"kept the work directory (database, logs, profiles): {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+    report.machine["load_after"] = load_average()
     return report
 
 
@@ -345,18 +360,23 @@ def print_report(report: Report, opts: Options) -> None:
     m = report.machine
     table = Table(
         title=f"Webhook ingest: /start updates over POST {WEBHOOK_PATH} (SQLite, {m['nproc']} cores)",
-        caption="latency = POST until the 200 (update handled, reply sent); CPU: 100% = one core",
+        caption=(
+            "latency = POST until the 200 (update handled, reply sent); CPU: 100% = one core; "
+            "loop = the server's event-loop thread alone (the rest is aiosqlite's threads)"
+        ),
     )
     for col in ("server", "phase", "updates", "200 OK", "updates/s", "p50 ms", "p90 ms", "p99 ms", "max ms"):
-        table.add_column(col, justify="left" if col in ("server", "phase") else "right")
-    for col in ("sendMessage", "CPU server", "CPU sandbox", "CPU client"):
+        table.add_column(col, justify="left" if col in ("server", "phase") else "right", no_wrap=True)
+    for col in ("sendMessage", "CPU server (loop)", "CPU ms/update", "CPU sandbox", "CPU client"):
         table.add_column(col, justify="right")
     for p in report.phases:
         if p.name == "warm-up":
             continue
         table.add_row(
             LABELS[p.server],
-            p.name if p.name != "steady" else f"steady {opts.rate:g}/s × {opts.duration:g} s",
+            f"max, c={opts.concurrency}"
+            if p.name == "max throughput"
+            else f"{opts.rate:g}/s × {opts.duration:g} s",
             str(p.updates),
             str(p.ok),
             f"{p.throughput:.0f}",
@@ -365,13 +385,16 @@ def print_report(report: Report, opts: Options) -> None:
             _ms(p.p99_ms),
             _ms(p.max_ms),
             f"{p.send_message_ok}" + (f" (+{p.send_message_failed} failed)" if p.send_message_failed else ""),
-            _pct(p.cpu_server),
+            f"{_pct(p.cpu_server)} ({_pct(p.cpu_server_loop)})",
+            "-" if p.cpu_server is None or not p.ok else f"{p.cpu_server / 100 * p.wall_s / p.ok * 1000:.1f}",
             _pct(p.cpu_sandbox),
             _pct(p.cpu_client),
         )
     console.print(table)
     console.print(
-        f"machine: {m['nproc']} cores ({m['cpu']}), Python {m['python']}, {m['platform']}\n"
+        f"machine: {m['nproc']} cores ({m['cpu']}), Python {m['python']}, {m['platform']}; load average "
+        f"{m['load_before']} before, {m.get('load_after', '?')} after (anything else running competes for "
+        "the same cores)\n"
         f"fairness: the server under test, the Telegram sandbox and this load generator are three separate "
         f"processes; each server is one asyncio process run the same way (plain asyncio loop, uvicorn with "
         f"httptools, no access log), one at a time, against the same sandbox, with the same updates, N="

@@ -21,9 +21,11 @@ from subbot.config import Settings
 from subbot.domain.clock import Clock, SystemClock
 from subbot.domain.plans import load_plans
 from subbot.payments.airwallex.client import AirwallexClient
+from subbot.services import broadcasts
 from subbot.services.context import Policy, ServiceContext
 from subbot.services.lifecycle import sweep_expired, sweep_reminders
 from subbot.services.reconcile import reconcile
+from subbot.services.rights import ChatRights, check_rights
 from subbot.store import plans as plan_store
 from subbot.store.db import Database, create_database
 from subbot.store.migrate import SchemaState, schema_state
@@ -134,6 +136,8 @@ class SubbotApp:
                 pass
 
         sweeps.append(Sweep("lifecycle", self.settings.sweep_interval_seconds, lifecycle_sweep))
+        broadcasts.set_rate(self.settings.broadcast_rate)  # the pace of this process's broadcast jobs
+        sweeps.append(Sweep("broadcasts", broadcasts.SWEEP_SECONDS, lambda: broadcasts.sweep(self.ctx)))
         return sweeps
 
     @property
@@ -168,8 +172,17 @@ class SubbotApp:
         self._tasks.append(asyncio.create_task(self.worker.run(), name="outbox"))
         self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
 
+    async def report_rights(self) -> list[ChatRights]:
+        """Log a clear line for every chat where the bot lacks a right it needs."""
+        results = await check_rights(self.gateway, self.ctx.all_chat_ids())
+        for result in results:
+            if not result.ok:
+                log.error("bot rights: %s", result.describe())
+        return results
+
     async def start_bot(self) -> None:
         """Polling (default) or webhook registration when PUBLIC_URL is set."""
+        await self.report_rights()
         if self.webhook_mode:
             await self.bot.set_webhook(
                 self.settings.telegram_webhook_url or "",

@@ -88,6 +88,29 @@ def run(
         pass
 
 
+@cli.command("check-rights")
+def check_rights_cmd() -> None:
+    """Check the bot's admin rights (can_invite_users, can_restrict_members) in every configured chat."""
+    from subbot.app import SubbotApp
+    from subbot.services.rights import ChatRights
+
+    settings = load_or_exit()
+
+    async def go() -> list[ChatRights]:
+        app = SubbotApp(settings)
+        try:
+            return await app.report_rights()
+        finally:
+            await app.stop()
+
+    results = asyncio.run(go())
+    for result in results:
+        console.print(("[green]✓[/] " if result.ok else "[red]✗[/] ") + result.describe(), highlight=False)
+    if not results:
+        console.print("no chats configured (GROUP_ID, EXTRA_CHAT_IDS, plans file)")
+    raise typer.Exit(0 if results and all(r.ok for r in results) else 1)
+
+
 @cli.command()
 def demo(
     port: Annotated[int, typer.Option(help="subbot's HTTP port")] = 8080,
@@ -104,11 +127,13 @@ def demo(
 
 
 def _register_groups() -> None:
+    from subbot.cli_broadcast import broadcast_cli
     from subbot.cli_members import members_cli
     from subbot.cli_payments import payments_cli
 
     cli.add_typer(payments_cli, name="payments")
     cli.add_typer(members_cli, name="members")
+    cli.add_typer(broadcast_cli, name="broadcast")
 
 
 _register_groups()

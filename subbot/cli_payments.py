@@ -30,20 +30,21 @@ def with_app(work: Callable[[SubbotApp], Awaitable[T]]) -> T:
     """Build the app, check the schema, run ``work``, always close; start-up problems are one line, exit 2."""
     from subbot.app import StartupError, SubbotApp
     from subbot.cli import load_or_exit
+    from subbot.config import ConfigError
 
     settings = load_or_exit()
 
     async def go() -> T:
         app = SubbotApp(settings)
         try:
-            await app.check_schema()
+            await app.prepare()  # schema check, and the configured plans mirrored into the database
             return await work(app)
         finally:
             await app.stop()
 
     try:
         return asyncio.run(go())
-    except StartupError as exc:
+    except (StartupError, ConfigError) as exc:
         raise _fail(str(exc), 2) from None
 
 

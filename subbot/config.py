@@ -339,6 +339,9 @@ class Settings(BaseSettings):
     order_ttl_minutes: int = Field(default=60, ge=1, le=10080)
     outbox_max_attempts: int = Field(default=8, ge=1, le=100)
     outbox_concurrency: int = Field(default=4, ge=1, le=64)
+    broadcast_rate: float = Field(
+        default=25, ge=1, le=30, description="Broadcast messages/second, per running instance."
+    )
     throttle_rate: float = Field(default=1.0, gt=0, le=1000)
     throttle_burst: int = Field(default=5, ge=1, le=1000)
 

@@ -197,7 +197,7 @@ def test_noisy_loggers_are_quieted(tmp_path: Path) -> None:
     configure_logging(make_settings(tmp_path, log_level="DEBUG"))
     assert logging.getLogger("httpx").level == logging.WARNING
     assert logging.getLogger("aiohttp.access").level == logging.WARNING
-    assert logging.getLogger("aiogram.event").level == logging.INFO
+    assert logging.getLogger("aiogram.event").level == logging.WARNING
 
 
 def test_redact_helper() -> None:

@@ -10,6 +10,7 @@ from subbot.bot import texts
 from subbot.domain.subscriptions import days_left
 from subbot.services.context import ServiceContext
 from subbot.store import subscriptions, users
+from subbot.store.models import User
 from subbot.telegram.gateway import TelegramGateway
 
 
@@ -17,6 +18,15 @@ async def remember(ctx: ServiceContext, message: Message) -> None:
     if message.from_user is None:
         return
     u = message.from_user
+    async with ctx.db.sessions() as session:
+        known = await session.get(User, u.id)
+    if (
+        known is not None
+        and known.blocked_bot_at is None
+        and (known.first_name, known.username, known.last_name)
+        == (u.first_name[:256], u.username, u.last_name)
+    ):
+        return  # nothing changed: no write transaction on the hot path
     async with ctx.transaction() as session:
         await users.upsert(
             session,

@@ -34,21 +34,7 @@ async def revoke_subscription(
     chat_ids = (
         await session.scalars(select(PlanChat.chat_id).where(PlanChat.plan_code == sub.plan_code))
     ).all()
-    for chat_id in chat_ids:
-        if await subscriptions.has_access(session, sub.user_id, chat_id, now):
-            continue
-        member = await memberships.get(session, sub.user_id, chat_id)
-        if member is None or member.state not in ("joined", "invited"):
-            continue
-        await memberships.set_state(session, sub.user_id, chat_id, "removed", reason, now)
-        await outbox.enqueue(
-            session,
-            "kick",
-            f"kick:{reason}:{sub.id}:{chat_id}",
-            {"chat_id": chat_id, "user_id": sub.user_id},
-            now,
-        )
-        removed.append(chat_id)
+    removed = await remove_where_uncovered(session, sub.user_id, list(chat_ids), reason, str(sub.id), now)
     if notify:
         await outbox.enqueue(
             session,
@@ -57,4 +43,23 @@ async def revoke_subscription(
             {"chat_id": sub.user_id, "text": notify},
             now,
         )
+    return removed
+
+
+async def remove_where_uncovered(
+    session: AsyncSession, user_id: int, chat_ids: list[int], reason: str, tag: str, now: datetime
+) -> list[int]:
+    """Queue guarded removals from the chats where the member is known to be and no longer has access."""
+    removed: list[int] = []
+    for chat_id in chat_ids:
+        if await subscriptions.has_access(session, user_id, chat_id, now):
+            continue
+        member = await memberships.get(session, user_id, chat_id)
+        if member is None or member.state not in ("joined", "invited"):
+            continue
+        await memberships.set_state(session, user_id, chat_id, "removed", reason, now)
+        await outbox.enqueue(
+            session, "kick", f"kick:{reason}:{tag}:{chat_id}", {"chat_id": chat_id, "user_id": user_id}, now
+        )
+        removed.append(chat_id)
     return removed

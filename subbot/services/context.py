@@ -39,10 +39,11 @@ class ServiceContext:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """One unit of work; the outbox worker is woken after a commit that may have queued jobs."""
-        async with self.db.sessions.begin() as session:
+        """One write transaction; the outbox worker is woken after a commit that queued a job."""
+        async with self.db.write() as session:
             yield session
-        self.outbox_wakeup.set()
+        if session.info.pop("outbox_queued", False):
+            self.outbox_wakeup.set()
 
     def plan(self, code: str) -> Plan | None:
         return self.plans.get(code)

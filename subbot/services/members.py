@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from subbot.services.access_revocation import revoke_subscription
+from subbot.services.access_revocation import remove_where_uncovered, revoke_subscription
 from subbot.services.context import ServiceContext
 from subbot.store import memberships, outbox, subscriptions, users
 from subbot.store.models import AuditEntry, Membership, Payment, Subscription, User
@@ -87,7 +88,7 @@ async def summary(ctx: ServiceContext, user_id: int) -> MemberSummary:
 async def _queue_invite(
     session: AsyncSession, user_id: int, plan: str | None, reason: str, now: datetime
 ) -> None:
-    key = f"{reason}:{user_id}:{int(now.timestamp())}"
+    key = f"{reason}:{user_id}:{uuid.uuid4().hex}"  # every operator request is its own job
     payload = {
         "user_id": user_id,
         "order_id": None,
@@ -173,8 +174,10 @@ async def revoke(
         user.is_whitelisted = False
         for sub in active:
             await revoke_subscription(session, ctx, sub, now, "revoke", None)
+        # Whitelist-only members have no subscription to revoke: remove them wherever nothing covers them.
+        await remove_where_uncovered(session, user_id, list(ctx.all_chat_ids()), "revoke", f"u{user_id}", now)
         text = "Your access has been ended by the team. Send /plans to subscribe again."
-        key = f"revoked:{user_id}:{int(now.timestamp())}"
+        key = f"revoked:{user_id}:{uuid.uuid4().hex}"
         await outbox.enqueue(session, "send_message", key, {"chat_id": user_id, "text": text}, now)
         audit(session, now, actor, "revoke", user_id, subscriptions=[s.id for s in active], reason=reason)
     return len(active)
@@ -191,7 +194,7 @@ async def remove_from_group(
         for target in targets:
             await memberships.set_state(session, user_id, target, "removed", "manual", now)
             await outbox.enqueue(
-                session, "kick", f"remove:{user_id}:{target}:{int(now.timestamp())}",
+                session, "kick", f"remove:{user_id}:{target}:{uuid.uuid4().hex}",
                 {"chat_id": target, "user_id": user_id, "guard": False}, now,
             )  # fmt: skip
         audit(session, now, actor, "remove_from_group", user_id, chats=targets)

@@ -95,6 +95,10 @@ async def refund_order(
         provider_refund_id, status = refund.id, refund.status.lower() or "received"
     now = ctx.clock.now()
     async with ctx.transaction() as session:
+        # Lock the payment first, as the refund webhook does: one lock order, no deadlock between them.
+        locked = (
+            await session.scalars(select(Payment).where(Payment.id == payment.id).with_for_update())
+        ).one()
         row = (
             await session.scalars(
                 select(RefundRow).where(
@@ -118,9 +122,6 @@ async def refund_order(
                 )
             )
             await session.flush()
-        locked = (
-            await session.scalars(select(Payment).where(Payment.id == payment.id).with_for_update())
-        ).one()
         await record_refund_effect(session, ctx, locked, now)
         session.add(
             AuditEntry(

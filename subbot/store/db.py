@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import uuid
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +16,40 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
+_in_write: contextvars.ContextVar[bool] = contextvars.ContextVar("subbot_in_write", default=False)
 
-@dataclass(frozen=True)
+
+@dataclass
 class Database:
+    """``sessions`` for reads; ``write()`` for a write transaction.
+
+    On SQLite, writers queue on an asyncio lock and take the write lock at BEGIN IMMEDIATE, so they never
+    fail mid-transaction or spin in SQLite's busy handler; reads use a plain BEGIN and never block (WAL).
+    """
+
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    writer: async_sessionmaker[AsyncSession]
+    _lock: asyncio.Lock | None = field(default=None, repr=False)
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        if _in_write.get():
+            raise RuntimeError("nested write transaction: finish the outer one first")
+        token = _in_write.set(True)
+        try:
+            if self._lock is None:
+                async with self.writer.begin() as session:
+                    yield session
+            else:
+                async with self._lock, self.writer.begin() as session:
+                    yield session
+        finally:
+            _in_write.reset(token)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -45,7 +74,8 @@ def _sqlite_engine(url: str, echo: bool) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        immediate = conn.get_execution_options().get("sqlite_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 
@@ -72,4 +102,11 @@ def create_database(
         engine = create_async_engine(url, echo=echo, poolclass=NullPool)
     else:
         engine = _postgres_engine(url, echo, pool_size, pooler)
-    return Database(engine, async_sessionmaker(engine, expire_on_commit=False))
+    sqlite = url.startswith("sqlite")
+    writer_engine = engine.execution_options(sqlite_immediate=True) if sqlite else engine
+    return Database(
+        engine,
+        async_sessionmaker(engine, expire_on_commit=False),
+        async_sessionmaker(writer_engine, expire_on_commit=False),
+        asyncio.Lock() if sqlite else None,
+    )

@@ -23,6 +23,7 @@ async def enqueue(
     priority: int = 0,
 ) -> bool:
     """Add a job unless one with the same key exists; True when added."""
+    session.info["outbox_queued"] = True
     return await insert_ignore(
         session,
         OutboxJob.__table__,  # type: ignore[arg-type]

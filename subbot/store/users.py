@@ -48,8 +48,11 @@ async def upsert(
 async def find(session: AsyncSession, query: str) -> User | None:
     """By numeric id or @username (case-insensitive)."""
     q = query.strip()
-    if q.lstrip("-").isdigit():
-        return await session.get(User, int(q))
+    if q.isascii() and q.isdigit():
+        number = int(q)
+        return await session.get(User, number) if 0 < number < 2**63 else None
     name = q.removeprefix("@").lower()
+    if not name or len(name) > 64:
+        return None
     stmt = select(User).where(or_(func.lower(User.username) == name)).limit(1)
     return (await session.scalars(stmt)).first()

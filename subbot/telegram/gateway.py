@@ -28,11 +28,16 @@ class TelegramGateway:
         self.failures = 0
 
     async def _call(
-        self, chat_id: int | None, make: Callable[[], Awaitable[T]], *, interactive: bool = False
+        self,
+        chat_id: int | None,
+        make: Callable[[], Awaitable[T]],
+        *,
+        interactive: bool = False,
+        counts_for_chat: bool = True,
     ) -> T:
         """One call; an interactive call waits out one short 429 instead of failing the member's reply."""
         for attempt in (1, 2):
-            await self.limiter.acquire(chat_id)
+            await self.limiter.acquire(chat_id, counts_for_chat=counts_for_chat)
             self.calls += 1
             try:
                 result = await make()
@@ -40,7 +45,7 @@ class TelegramGateway:
                 self.failures += 1
                 err = classify(exc)
                 if err.retry_after is not None:
-                    self.limiter.penalise(chat_id, err.retry_after)
+                    self.limiter.penalise(chat_id if counts_for_chat else None, err.retry_after)
                     if interactive and attempt == 1 and err.retry_after <= 5:
                         continue
                 raise err from exc
@@ -62,6 +67,17 @@ class TelegramGateway:
                 chat_id, text, reply_markup=reply_markup, link_preview_options=None
             ),
             interactive=interactive,
+        )
+
+    async def edit_message(
+        self, chat_id: int, message_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> None:
+        await self._call(
+            chat_id,
+            lambda: self.bot.edit_message_text(
+                text=text, chat_id=chat_id, message_id=message_id, reply_markup=reply_markup
+            ),
+            interactive=True,
         )
 
     async def send_stars_invoice(
@@ -90,24 +106,39 @@ class TelegramGateway:
             kwargs["creates_join_request"] = True
         elif single_use:
             kwargs["member_limit"] = 1
-        return await self._call(chat_id, lambda: self.bot.create_chat_invite_link(chat_id, **kwargs))
+        return await self._call(
+            chat_id, lambda: self.bot.create_chat_invite_link(chat_id, **kwargs), counts_for_chat=False
+        )
 
     async def revoke_invite_link(self, chat_id: int, link: str) -> None:
-        await self._call(chat_id, lambda: self.bot.revoke_chat_invite_link(chat_id, link))
+        await self._call(
+            chat_id, lambda: self.bot.revoke_chat_invite_link(chat_id, link), counts_for_chat=False
+        )
 
     async def kick(self, chat_id: int, user_id: int) -> None:
         """Remove without a permanent ban: ban, then lift the ban only (the user may come back later)."""
-        await self._call(chat_id, lambda: self.bot.ban_chat_member(chat_id, user_id))
-        await self._call(chat_id, lambda: self.bot.unban_chat_member(chat_id, user_id, only_if_banned=True))
+        await self._call(chat_id, lambda: self.bot.ban_chat_member(chat_id, user_id), counts_for_chat=False)
+        await self._call(
+            chat_id,
+            lambda: self.bot.unban_chat_member(chat_id, user_id, only_if_banned=True),
+            counts_for_chat=False,
+        )
 
     async def approve_join_request(self, chat_id: int, user_id: int) -> None:
-        await self._call(chat_id, lambda: self.bot.approve_chat_join_request(chat_id, user_id))
+        await self._call(
+            chat_id, lambda: self.bot.approve_chat_join_request(chat_id, user_id), counts_for_chat=False
+        )
 
     async def decline_join_request(self, chat_id: int, user_id: int) -> None:
-        await self._call(chat_id, lambda: self.bot.decline_chat_join_request(chat_id, user_id))
+        await self._call(
+            chat_id, lambda: self.bot.decline_chat_join_request(chat_id, user_id), counts_for_chat=False
+        )
 
     async def get_chat_member(self, chat_id: int, user_id: int) -> ChatMember:
-        return await self._call(chat_id, lambda: self.bot.get_chat_member(chat_id, user_id))
+        # A lookup sends nothing to the chat: only the global bucket applies, not the group's 20/min.
+        return await self._call(
+            chat_id, lambda: self.bot.get_chat_member(chat_id, user_id), counts_for_chat=False
+        )
 
     async def refund_stars(self, user_id: int, charge_id: str) -> None:
         await self._call(

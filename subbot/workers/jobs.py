@@ -10,7 +10,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from sqlalchemy import update
 
 from subbot.domain.subscriptions import days_left
-from subbot.services import access, lifecycle
+from subbot.services import access, broadcasts, lifecycle
 from subbot.services.context import ServiceContext
 from subbot.store import memberships, subscriptions
 from subbot.store.models import InviteLink, User
@@ -94,6 +94,7 @@ def build_handlers(ctx: ServiceContext, gateway: TelegramGateway) -> dict[str, H
         "decline_join": decline_join,
         "send_message": send_message,
         "remind": remind,
+        "broadcast": lambda p: broadcasts.deliver(ctx, gateway, p),
     }
 
 

@@ -53,7 +53,7 @@ class OutboxWorker:
             ids = await outbox.due_ids(session, now, self.batch)
         claimed: list[int] = []
         for job_id in ids:
-            async with self.ctx.db.sessions.begin() as session:
+            async with self.ctx.db.write() as session:
                 if await outbox.claim(session, job_id, self.name, now, LEASE):
                     claimed.append(job_id)
         sem = asyncio.Semaphore(self.concurrency)
@@ -88,7 +88,7 @@ class OutboxWorker:
             error = f"{exc.__class__.__name__}: {exc}"
             state = "dead" if job.attempts >= job.max_attempts else "pending"
             retry_at = self.ctx.clock.now() + backoff(job.attempts)
-        async with self.ctx.db.sessions.begin() as session:
+        async with self.ctx.db.write() as session:
             await outbox.finish(
                 session, job.id, self.name, self.ctx.clock.now(), state=state, error=error, retry_at=retry_at
             )

@@ -88,7 +88,7 @@ async def test_blocked_member_is_marked_and_does_not_stall_others(ctx: ServiceCo
 async def test_job_of_a_crashed_worker_is_taken_over_after_its_lease(ctx: ServiceContext) -> None:
     assert isinstance(ctx.clock, ManualClock)
     await _enqueue(ctx, 1)
-    async with ctx.db.sessions.begin() as s:
+    async with ctx.db.write() as s:
         (job_id,) = await outbox.due_ids(s, ctx.clock.now(), 10)
         assert await outbox.claim(s, job_id, "dead-worker", ctx.clock.now(), LEASE)
     ran: list[int] = []

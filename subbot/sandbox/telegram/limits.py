@@ -120,7 +120,9 @@ class RateLimiter:
             return
         now = self.clock()
         buckets = [self._bucket(("global", bot_id), lim.global_per_second, lim.global_burst, now)]
-        if chat_id is not None:
+        # Telegram's per-chat (about 1/s) and per-group (about 20/min) limits are about MESSAGES; member
+        # management and invite links are bounded by the bot's overall rate only.
+        if chat_id is not None and method in SEND_METHODS:
             key = str(chat_id)
             buckets.append(
                 self._bucket(("chat", bot_id, key), lim.per_chat_per_second, lim.per_chat_burst, now)
