@@ -85,3 +85,12 @@ async def db(db_url: str) -> AsyncIterator[Database]:
 @pytest.fixture
 def anyio_backend() -> Iterator[str]:
     yield "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_logging() -> Iterator[None]:
+    """Tests that run the demo configure logging to stdout; never let that leak into later tests."""
+    yield
+    from subbot.logging_setup import reset_logging
+
+    reset_logging()

@@ -238,3 +238,31 @@ class Broadcast(Base):
     created_at: Mapped[datetime]
     total: Mapped[int] = mapped_column(Integer, default=0)
     finished_at: Mapped[datetime | None]
+
+
+class AlertState(Base):
+    """The monitor's view of one component, shared by every instance (alerts fire on transitions only)."""
+
+    __tablename__ = "alert_states"
+    component: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="ok")  # ok | degraded | critical
+    severity: Mapped[str | None] = mapped_column(String(8))  # SEV-1 | SEV-2 | SEV-3
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    since: Mapped[datetime]
+    last_check_at: Mapped[datetime]
+    last_alert_at: Mapped[datetime | None]
+    details: Mapped[dict[str, Any]]
+
+
+class AlertAttempt(Base):
+    """Every notification attempt, delivered or not."""
+
+    __tablename__ = "alert_attempts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    transport: Mapped[str] = mapped_column(String(16))  # slack | telegram
+    component: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(8))
+    message: Mapped[str] = mapped_column(Text)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
