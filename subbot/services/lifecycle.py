@@ -42,7 +42,7 @@ async def sweep_reminders(ctx: ServiceContext, limit: int = BATCH) -> int:
                    Subscription.next_reminder_at, User.is_whitelisted, User.blocked_bot_at)
             .join(User, User.id == Subscription.user_id)
             .where(Subscription.status == "active", Subscription.next_reminder_at <= now)
-            .order_by(Subscription.next_reminder_at)
+            .order_by(Subscription.next_reminder_at, Subscription.id)
             .limit(limit)
         )  # fmt: skip
         rows = (await session.execute(stmt)).all()
@@ -83,7 +83,7 @@ async def sweep_expired(ctx: ServiceContext, limit: int = BATCH) -> SweepResult:
                 Subscription.ends_at.is_not(None),
                 Subscription.ends_at <= cutoff,
             )
-            .order_by(Subscription.ends_at)
+            .order_by(Subscription.ends_at, Subscription.id)
             .limit(limit)
         )
         for sub in (await session.scalars(stmt)).all():

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from subbot.domain.plans import Plan
 from subbot.store.models import PlanChat, PlanRow
+from subbot.store.sql import insert_ignore
 
 
 async def sync(
@@ -19,8 +20,12 @@ async def sync(
     for plan in plans:
         row = existing.pop(plan.code, None)
         if row is None:
-            row = PlanRow(code=plan.code, created_at=now)
-            session.add(row)
+            # Several instances may start at once on a new database: the database decides who inserts.
+            values = {"code": plan.code, "title": plan.title, "created_at": now, "updated_at": now}
+            await insert_ignore(session, PlanRow.__table__, values, ["code"])  # type: ignore[arg-type]
+            row = (
+                await session.scalars(select(PlanRow).where(PlanRow.code == plan.code).with_for_update())
+            ).one()
         row.title, row.description, row.duration_days = plan.title, plan.description, plan.duration_days
         row.stars, row.active, row.updated_at = plan.stars, plan.active, now
         row.card_amount_minor = plan.card_price.minor if plan.card_price else None
