@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -58,6 +59,54 @@ async def due_ids(session: AsyncSession, now: datetime, limit: int) -> list[int]
         .limit(limit)
     )
     return list((await session.scalars(stmt)).all())
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+
+
+async def claim_batch(
+    session: AsyncSession, worker: str, now: datetime, lease: timedelta, limit: int
+) -> list[Claimed]:
+    """Claim up to ``limit`` due jobs in one statement; concurrent workers never get the same job.
+
+    PostgreSQL skips rows another worker is claiming (FOR UPDATE SKIP LOCKED); SQLite serialises writers.
+    """
+    pick = (
+        select(OutboxJob.id)
+        .where(_due(now))
+        .order_by(OutboxJob.priority, OutboxJob.run_at, OutboxJob.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    stmt = (
+        update(OutboxJob)
+        .where(OutboxJob.id.in_(pick), _due(now))
+        .values(
+            state="running",
+            locked_by=worker,
+            locked_until=now + lease,
+            attempts=OutboxJob.attempts + 1,
+            updated_at=now,
+        )
+        .returning(
+            OutboxJob.id,
+            OutboxJob.kind,
+            OutboxJob.payload,
+            OutboxJob.attempts,
+            OutboxJob.max_attempts,
+            OutboxJob.priority,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    rows = sorted((await session.execute(stmt)).all(), key=lambda r: (r[5], r[0]))  # priority, id
+    return [Claimed(int(r[0]), str(r[1]), dict(r[2]), int(r[3]), int(r[4])) for r in rows]
 
 
 async def claim(session: AsyncSession, job_id: int, worker: str, now: datetime, lease: timedelta) -> bool:

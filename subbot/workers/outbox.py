@@ -9,11 +9,8 @@ import socket
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
-
 from subbot.services.context import ServiceContext
 from subbot.store import outbox
-from subbot.store.models import OutboxJob
 from subbot.telegram.errors import GatewayError
 from subbot.workers.jobs import Handler, mark_blocked
 
@@ -49,25 +46,18 @@ class OutboxWorker:
     async def run_once(self) -> int:
         """Claim and perform what is due now; returns how many jobs were attempted."""
         now = self.ctx.clock.now()
-        async with self.ctx.db.sessions() as session:
-            ids = await outbox.due_ids(session, now, self.batch)
-        claimed: list[int] = []
-        for job_id in ids:
-            async with self.ctx.db.write() as session:
-                if await outbox.claim(session, job_id, self.name, now, LEASE):
-                    claimed.append(job_id)
+        async with self.ctx.db.write() as session:
+            claimed = await outbox.claim_batch(session, self.name, now, LEASE, self.batch)
         sem = asyncio.Semaphore(self.concurrency)
 
-        async def one(job_id: int) -> None:
+        async def one(job: outbox.Claimed) -> None:
             async with sem:
-                await self._perform(job_id)
+                await self._perform(job)
 
         await asyncio.gather(*(one(j) for j in claimed))
         return len(claimed)
 
-    async def _perform(self, job_id: int) -> None:
-        async with self.ctx.db.sessions() as session:
-            job = (await session.scalars(select(OutboxJob).where(OutboxJob.id == job_id))).one()
+    async def _perform(self, job: outbox.Claimed) -> None:
         handler = self.handlers.get(job.kind)
         state, error, retry_at = "done", None, None
         try:
