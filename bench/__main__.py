@@ -22,6 +22,14 @@ BENCHMARKS: dict[str, Benchmark] = {
     "webhook": Benchmark(
         "webhook_ingest", "Webhook ingest: /start updates/s and latency, subbot vs bare aiogram (issue 2)"
     ),
+    "airwallex": Benchmark(
+        "airwallex_webhook", "Airwallex webhook: signed payment events/s, latency, duplicates (issue 3)"
+    ),
+    "expiry": Benchmark(
+        "expiry", "Expiry at scale: removals/s vs Telegram's limits and bare aiogram, due queries (issue 4)"
+    ),
+    "monitor": Benchmark("monitor", "Monitor: --full-check wall time, demo-like environment (issue 5)"),
+    "backup": Benchmark("backup", "Backup and restore: rows/s and peak RSS, SQLite and PostgreSQL (issue 5)"),
 }
 
 

@@ -17,9 +17,12 @@ from aiogram.client.telegram import TelegramAPIServer
 
 from subbot import bot as bot_pkg
 from subbot.bot.middlewares import MaintenanceMiddleware
+from subbot.bot.throttle import ThrottleMiddleware
 from subbot.config import Settings
 from subbot.domain.clock import Clock, SystemClock
 from subbot.domain.plans import load_plans
+from subbot.metrics import UPDATE_ERRORS, UPDATE_SECONDS
+from subbot.ops import maintenance as maintenance_flag
 from subbot.payments.airwallex.client import AirwallexClient
 from subbot.services import broadcasts
 from subbot.services.context import Policy, ServiceContext
@@ -57,11 +60,13 @@ class SubbotApp:
     scheduler: Scheduler = field(init=False)
     started_at: float = field(default_factory=time.monotonic)
     maintenance: bool = False
+    maintenance_message: str = ""
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         s = self.settings
         self.maintenance = s.maintenance_mode
+        self.maintenance_message = s.maintenance_message
         self.db = create_database(
             s.database_url, pool_size=s.database_pool_size, pooler=not s.database_statement_cache_enabled
         )
@@ -102,8 +107,12 @@ class SubbotApp:
             pay_base_url=self.pay_base_url,
         )
         maintenance = MaintenanceMiddleware(
-            lambda: self.maintenance, lambda: s.maintenance_message, frozenset(s.admin_ids)
+            lambda: self.maintenance, lambda: self.maintenance_message, frozenset(s.admin_ids)
         )
+        if self.limits.enabled:  # Limits(enabled=False): tests and benchmarks act faster than any member
+            throttle = ThrottleMiddleware(s.throttle_rate, s.throttle_burst, frozenset(s.admin_ids))
+            self.dispatcher.message.outer_middleware(throttle)
+            self.dispatcher.callback_query.outer_middleware(throttle)
         self.dispatcher.update.outer_middleware(_UpdateTimer())
         self.dispatcher.message.middleware(maintenance)
         self.dispatcher.callback_query.middleware(maintenance)
@@ -136,6 +145,7 @@ class SubbotApp:
                 pass
 
         sweeps.append(Sweep("lifecycle", self.settings.sweep_interval_seconds, lifecycle_sweep))
+        sweeps.append(Sweep("maintenance", maintenance_flag.REFRESH_SECONDS, self.refresh_maintenance))
         broadcasts.set_rate(self.settings.broadcast_rate)  # the pace of this process's broadcast jobs
         sweeps.append(Sweep("broadcasts", broadcasts.SWEEP_SECONDS, lambda: broadcasts.sweep(self.ctx)))
         return sweeps
@@ -160,9 +170,28 @@ class SubbotApp:
                 f"the database schema ({rev}) is newer than this code: deploy the newer version, or restore"
             )
 
+    async def refresh_maintenance(self) -> None:
+        """MAINTENANCE_MODE (env or main.py) OR the `flags` row (`subbot maintenance`, `/maintenance`)."""
+        try:
+            flag = await maintenance_flag.read_flag(self.db)
+        except Exception as exc:  # database down: keep the last known state, the next sweep retries
+            log.warning(
+                "maintenance flag unreadable (%s); keeping maintenance=%s",
+                exc.__class__.__name__,
+                self.maintenance,
+            )
+            return
+        state = maintenance_flag.effective(
+            self.settings.maintenance_mode, self.settings.maintenance_message, flag
+        )
+        if state.enabled != self.maintenance:
+            log.warning("maintenance mode %s (%s)", "on" if state.enabled else "off", state.source)
+        self.maintenance, self.maintenance_message = state.enabled, state.message
+
     async def prepare(self) -> None:
         """Check the schema and mirror the configured plans; no Telegram call yet."""
         await self.check_schema()
+        await self.refresh_maintenance()
         async with self.ctx.transaction() as session:
             await plan_store.sync(
                 session, tuple(self.ctx.plans.values()), self.clock.now(), self.ctx.policy.join_request_chats
@@ -228,7 +257,11 @@ class _UpdateTimer:
         started = time.perf_counter()
         try:
             return await handler(event, data)
+        except Exception:
+            UPDATE_ERRORS.inc()
+            raise
         finally:
             elapsed = time.perf_counter() - started
+            UPDATE_SECONDS.observe(elapsed)
             if elapsed > 2.0:
                 log.warning("update handled in %.2fs", elapsed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from typing import Annotated
 
@@ -79,6 +80,8 @@ def run(
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     configure_logging(settings)
+    # Docker and Railway stop with SIGTERM: stop like Ctrl+C, so workers finish and the lock is released.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         app = SubbotApp(settings)
         asyncio.run(serve(app, host or settings.host, port or settings.port))
@@ -129,11 +132,15 @@ def demo(
 def _register_groups() -> None:
     from subbot.cli_broadcast import broadcast_cli
     from subbot.cli_members import members_cli
+    from subbot.cli_ops import maintenance_cli
     from subbot.cli_payments import payments_cli
 
     cli.add_typer(payments_cli, name="payments")
     cli.add_typer(members_cli, name="members")
     cli.add_typer(broadcast_cli, name="broadcast")
+    cli.command("monitor")(__import__("subbot.cli_monitor", fromlist=["monitor_cmd"]).monitor_cmd)
+    cli.add_typer(maintenance_cli, name="maintenance")
+    cli.add_typer(__import__("subbot.cli_data", fromlist=["data_cli"]).data_cli, name="data")
 
 
 _register_groups()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
@@ -469,4 +470,42 @@ def build_router() -> Router:
     router.message.register(user_card, Command("user"))
     router.message.register(text_action, Command(*TEXT_ACTIONS))
     router.callback_query.register(on_button, F.data.startswith("adm:"))
+    router.message.register(maintenance_command, Command("maintenance"))
     return router
+
+
+# ------------------------------------------------------------------ maintenance
+async def maintenance_command(
+    message: Message, command: CommandObject, ctx: ServiceContext, gateway: TelegramGateway, app: Any
+) -> None:
+    """/maintenance on [message] | off | (status): the same `flags` row as `subbot maintenance`."""
+    from subbot.ops import maintenance
+
+    assert message.from_user is not None
+    verb, _, rest = (command.args or "").strip().partition(" ")
+    verb = verb.lower()
+    if verb in ("on", "off"):
+        try:
+            await maintenance.write_flag(
+                ctx.db,
+                enabled=verb == "on",
+                message=rest or None,
+                actor=f"telegram:{message.from_user.id}",
+                now=ctx.clock.now(),
+            )
+        except ValueError as exc:
+            await gateway.send_message(message.chat.id, str(exc), interactive=True)
+            return
+        await app.refresh_maintenance()  # this instance at once; the others within a few seconds
+    elif verb:
+        await gateway.send_message(
+            message.chat.id, "/maintenance on [message] | /maintenance off | /maintenance", interactive=True
+        )
+        return
+    if app.maintenance:
+        reply = f"🛠 Maintenance is ON. Members are told:\n{app.maintenance_message}"
+        if verb == "off" and app.settings.maintenance_mode:
+            reply += "\n(MAINTENANCE_MODE is set in the environment or main.py: unset it and restart.)"
+    else:
+        reply = "✅ Maintenance is OFF: members are served normally."
+    await gateway.send_message(message.chat.id, reply, interactive=True)

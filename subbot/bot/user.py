@@ -10,33 +10,26 @@ from subbot.bot import texts
 from subbot.domain.subscriptions import days_left
 from subbot.services.context import ServiceContext
 from subbot.store import subscriptions, users
-from subbot.store.models import User
 from subbot.telegram.gateway import TelegramGateway
 
 
 async def remember(ctx: ServiceContext, message: Message) -> None:
+    """Record the sender (new user, new names, no longer blocking the bot): one statement, no read first.
+
+    It queues no outbox job, so it needs no ``ctx.transaction()`` (whose only extra is the outbox wake-up).
+    """
     if message.from_user is None:
         return
     u = message.from_user
-    async with ctx.db.sessions() as session:
-        known = await session.get(User, u.id)
-    if (
-        known is not None
-        and known.blocked_bot_at is None
-        and (known.first_name, known.username, known.last_name)
-        == (u.first_name[:256], u.username, u.last_name)
-    ):
-        return  # nothing changed: no write transaction on the hot path
-    async with ctx.transaction() as session:
-        await users.upsert(
-            session,
-            u.id,
-            ctx.clock.now(),
-            first_name=u.first_name,
-            username=u.username,
-            last_name=u.last_name,
-            language_code=u.language_code,
-        )
+    await users.remember(
+        ctx.db,
+        u.id,
+        ctx.clock.now(),
+        first_name=u.first_name,
+        username=u.username,
+        last_name=u.last_name,
+        language_code=u.language_code,
+    )
 
 
 async def start(message: Message, ctx: ServiceContext, gateway: TelegramGateway) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sqlite3
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,10 +14,29 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.dml import UpdateBase
 
 _in_write: contextvars.ContextVar[bool] = contextvars.ContextVar("subbot_in_write", default=False)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A statement compiled once for SQLite: its SQL and how to turn named values into positional ones."""
+
+    sql: str
+    compiled: Any  # SQLCompiler: construct_params() fills literal values such as is_whitelisted=False
+    names: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        values = self.compiled.construct_params(params)
+        return tuple(
+            value if process is None else process(value)
+            for value, process in zip((values[n] for n in self.names), self.processors, strict=True)
+        )
 
 
 @dataclass
@@ -31,6 +51,7 @@ class Database:
     sessions: async_sessionmaker[AsyncSession]
     writer: async_sessionmaker[AsyncSession]
     _lock: asyncio.Lock | None = field(default=None, repr=False)
+    _compiled: dict[int, tuple[UpdateBase, _Compiled | None]] = field(default_factory=dict, repr=False)
 
     @property
     def dialect(self) -> str:
@@ -50,6 +71,66 @@ class Database:
                     yield session
         finally:
             _in_write.reset(token)
+
+    async def write_statement(self, statement: UpdateBase, params: Mapping[str, Any]) -> None:
+        """One INSERT/UPDATE/DELETE as a write transaction of its own (no RETURNING, nothing read back).
+
+        For hot paths (every /start runs one). On SQLite the statement is compiled once per statement
+        object and sent, under the same asyncio write lock as ``write()``, on a pooled connection in
+        autocommit mode: SQLite makes the single statement atomic, so this is one thread round trip and no
+        Session, instead of BEGIN IMMEDIATE, the statement and COMMIT through the ORM (about four times
+        the CPU). Driver errors are raised as SQLAlchemy's ``DBAPIError`` subclasses, as ``write()`` does.
+        Elsewhere (PostgreSQL), and for a statement this path cannot send as is, a ``write()`` transaction.
+        """
+        if _in_write.get():
+            raise RuntimeError("nested write transaction: finish the outer one first")
+        compiled = self._compile(statement) if self._lock is not None else None
+        if compiled is None or self._lock is None:
+            async with self.write() as session:
+                await session.execute(statement, dict(params))
+            return
+        arguments = compiled.arguments(params)
+        token = _in_write.set(True)
+        try:
+            async with self._lock, self.engine.connect() as conn:
+                driver: Any = (await conn.get_raw_connection()).driver_connection  # aiosqlite.Connection
+                try:
+                    await driver.execute_fetchall(compiled.sql, arguments)
+                except sqlite3.Error as exc:
+                    raise DBAPIError.instance(
+                        compiled.sql, arguments, exc, sqlite3.Error, dialect=self.engine.dialect
+                    ) from exc
+        finally:
+            _in_write.reset(token)
+
+    def _compile(self, statement: UpdateBase) -> _Compiled | None:
+        """The cached compiled form, or None when the statement needs SQLAlchemy's execution machinery."""
+        hit = self._compiled.get(id(statement))
+        if hit is not None and hit[0] is statement:
+            return hit[1]
+        dialect = self.engine.dialect
+        compiled: Any = statement.compile(dialect=dialect)
+        plain = (
+            compiled.positional
+            and not compiled.effective_returning
+            and not compiled.insert_prefetch  # Python-side column defaults are filled in at execution
+            and not compiled.update_prefetch
+            and not compiled.literal_execute_params
+            and not compiled.post_compile_params
+        )
+        entry = None
+        if plain:
+            names = tuple(compiled.positiontup or ())
+            entry = _Compiled(
+                compiled.string,
+                compiled,
+                names,
+                tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names),
+            )
+        if len(self._compiled) >= 256:  # meant for a few statements built once; never grow without bound
+            self._compiled.clear()
+        self._compiled[id(statement)] = (statement, entry)  # the statement is kept alive: ids stay unique
+        return entry
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Table, bindparam, case, func, null, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Insert
 
+from subbot.store.db import Database
 from subbot.store.models import User
 
 
@@ -43,6 +47,75 @@ async def upsert(
     if wrote_to_bot and user.blocked_bot_at is not None:
         user.blocked_bot_at = None  # they wrote to us, so they no longer block the bot
     return user
+
+
+def _remember_statement(dialect: str) -> Insert:
+    table = cast(Table, User.__table__)
+    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = builder(table).values(
+        id=bindparam("id"),
+        first_name=bindparam("first_name"),
+        username=bindparam("username"),
+        last_name=bindparam("last_name"),
+        language_code=bindparam("language_code"),
+        is_whitelisted=False,
+        created_at=bindparam("now"),
+        updated_at=bindparam("now"),
+    )
+    new = stmt.excluded
+    renamed = or_(
+        table.c.first_name.is_distinct_from(new.first_name),
+        table.c.username.is_distinct_from(new.username),
+        table.c.last_name.is_distinct_from(new.last_name),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.id],
+        set_={
+            "first_name": new.first_name,
+            "username": new.username,
+            "last_name": new.last_name,
+            "updated_at": case((renamed, new.updated_at), else_=table.c.updated_at),
+            "blocked_bot_at": null(),  # they wrote to us, so they no longer block the bot
+        },
+        where=or_(renamed, table.c.blocked_bot_at.is_not(None)),
+    )
+
+
+#: Built once per dialect and reused: building it costs more CPU than running it, and
+#: ``Database.write_statement`` compiles a statement object once.
+_REMEMBER: dict[str, Insert] = {}
+
+
+async def remember(
+    db: Database,
+    user_id: int,
+    now: datetime,
+    *,
+    first_name: str = "",
+    username: str | None = None,
+    last_name: str | None = None,
+    language_code: str | None = None,
+) -> None:
+    """``upsert(..., wrote_to_bot=True)`` as one statement in its own write transaction (the /start path).
+
+    INSERT … ON CONFLICT (id) DO UPDATE, touching the row only when the names changed (then
+    ``updated_at`` moves too) or ``blocked_bot_at`` has to be cleared; a known, unchanged user costs no
+    row write. Like ``upsert``, it never changes ``language_code`` or ``is_whitelisted`` of a known user.
+    """
+    stmt = _REMEMBER.get(db.dialect)
+    if stmt is None:
+        stmt = _REMEMBER[db.dialect] = _remember_statement(db.dialect)
+    await db.write_statement(
+        stmt,
+        {
+            "id": user_id,
+            "first_name": first_name[:256],
+            "username": username,
+            "last_name": last_name,
+            "language_code": language_code,
+            "now": now,
+        },
+    )
 
 
 async def find(session: AsyncSession, query: str) -> User | None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from subbot import __version__
-from subbot.web import airwallex_webhook, health, pay_page, telegram_webhook
+from subbot.web import airwallex_webhook, health, metrics, pay_page, telegram_webhook
 
 if TYPE_CHECKING:
     from subbot.app import SubbotApp
@@ -17,6 +17,7 @@ def create_web_app(app: SubbotApp) -> FastAPI:
     web = FastAPI(title="subbot", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
     web.include_router(telegram_webhook.build_router(app))
     web.include_router(health.build_router(app))
+    web.include_router(metrics.build_router(app))
     web.include_router(airwallex_webhook.build_router(app))
     web.include_router(pay_page.build_router(app))
     return web

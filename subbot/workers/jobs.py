@@ -36,10 +36,15 @@ def build_handlers(ctx: ServiceContext, gateway: TelegramGateway) -> dict[str, H
     async def kick(p: dict[str, Any]) -> None:
         """Remove a member, checked at the last moment: never one who regained access, nor an admin."""
         chat_id, user_id = int(p["chat_id"]), int(p["user_id"])
-        async with ctx.transaction() as session:
-            guarded = bool(p.get("guard", True))  # an operator's explicit removal is not second-guessed
-            if guarded and await subscriptions.has_access(session, user_id, chat_id, ctx.clock.now()):
-                await memberships.set_state(session, user_id, chat_id, "joined", "renewed", ctx.clock.now())
+        guarded = bool(p.get("guard", True))  # an operator's explicit removal is not second-guessed
+        if guarded:
+            async with ctx.db.sessions() as session:
+                regained = await subscriptions.has_access(session, user_id, chat_id, ctx.clock.now())
+            if regained:
+                async with ctx.transaction() as session:
+                    await memberships.set_state(
+                        session, user_id, chat_id, "joined", "renewed", ctx.clock.now()
+                    )
                 return
         status = str(getattr(await gateway.get_chat_member(chat_id, user_id), "status", ""))
         if status in ("creator", "administrator", "left", "kicked"):

@@ -1,0 +1,1 @@
+"""Runbook compatibility: ``from database.supabase_client import SupabaseClient`` (see docs/runbook.md)."""
