@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from subbot.payments.airwallex.client import AirwallexClient
 from subbot.payments.airwallex.errors import AirwallexError, AirwallexUnavailable
 from subbot.services.card_payments import apply_intent, metadata_for
-from subbot.services.checkout import CheckoutError, new_order_id
+from subbot.services.checkout import CheckoutError, new_order, payable_plan
 from subbot.services.context import ServiceContext
 from subbot.services.payments import ApplyResult, Outcome
-from subbot.store.models import Order, User
+from subbot.store.models import Order
 
 log = logging.getLogger("subbot.payments")
 INTERACTIVE_TIMEOUT = 5.0  # a member is waiting: fall back to Stars quickly when Airwallex hangs
@@ -38,27 +38,9 @@ def request_id(order_id: str, purpose: str = "intent") -> str:
 async def create_card_order(
     ctx: ServiceContext, client: AirwallexClient, user_id: int, plan_code: str, return_url: str | None
 ) -> CardCheckout:
-    plan = ctx.plan(plan_code)
-    if plan is None or not plan.active:
-        raise CheckoutError("This plan is not available any more. Send /plans to see the current ones.")
-    if plan.card_price is None:
-        raise CheckoutError("This plan cannot be paid by card.")
-    now = ctx.clock.now()
-    async with ctx.transaction() as session:
-        if await session.get(User, user_id) is None:
-            raise CheckoutError("Please send /start first.")
-        order = Order(
-            id=new_order_id(),
-            user_id=user_id,
-            plan_code=plan.code,
-            provider="airwallex",
-            amount_minor=plan.card_price.minor,
-            currency=plan.card_price.currency,
-            status="pending",
-            created_at=now,
-            expires_at=now + ctx.policy.order_ttl,
-        )
-        session.add(order)
+    plan = payable_plan(ctx, plan_code, stars=False)
+    assert plan.card_price is not None
+    order = await new_order(ctx, user_id, plan, "airwallex", plan.card_price)
     # The order is committed before Airwallex knows it: no event of ours can name an order we lack.
     try:
         intent = await client.create_intent(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from subbot.domain.money import Money
+from subbot.domain.plans import Plan
 from subbot.services.context import ServiceContext
 from subbot.store.models import Order, User
 
@@ -25,12 +27,18 @@ def new_order_id() -> str:
     return secrets.token_urlsafe(12)
 
 
-async def create_stars_order(ctx: ServiceContext, user_id: int, plan_code: str) -> StarsInvoice:
+def payable_plan(ctx: ServiceContext, plan_code: str, *, stars: bool) -> Plan:
+    """The active plan with a Stars (or card) price, or a reason for the member."""
     plan = ctx.plan(plan_code)
     if plan is None or not plan.active:
         raise CheckoutError("This plan is not available any more. Send /plans to see the current ones.")
-    if plan.stars is None:
-        raise CheckoutError("This plan cannot be paid with Telegram Stars.")
+    if (plan.stars if stars else plan.card_price) is None:
+        raise CheckoutError(f"This plan cannot be paid {'with Telegram Stars' if stars else 'by card'}.")
+    return plan
+
+
+async def new_order(ctx: ServiceContext, user_id: int, plan: Plan, provider: str, price: Money) -> Order:
+    """A pending order, committed: it exists before any provider hears of it."""
     now = ctx.clock.now()
     async with ctx.transaction() as session:
         if await session.get(User, user_id) is None:
@@ -39,14 +47,21 @@ async def create_stars_order(ctx: ServiceContext, user_id: int, plan_code: str) 
             id=new_order_id(),
             user_id=user_id,
             plan_code=plan.code,
-            provider="stars",
-            amount_minor=plan.stars,
-            currency="XTR",
+            provider=provider,
+            amount_minor=price.minor,
+            currency=price.currency,
             status="pending",
             created_at=now,
             expires_at=now + ctx.policy.order_ttl,
         )
         session.add(order)
+    return order
+
+
+async def create_stars_order(ctx: ServiceContext, user_id: int, plan_code: str) -> StarsInvoice:
+    plan = payable_plan(ctx, plan_code, stars=True)
+    assert plan.stars is not None
+    order = await new_order(ctx, user_id, plan, "stars", Money(plan.stars, "XTR"))
     return StarsInvoice(order.id, f"{plan.title} plan", plan.description or plan.title, plan.stars)
 
 
