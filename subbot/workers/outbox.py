@@ -31,14 +31,15 @@ class OutboxWorker:
         handlers: dict[str, Handler],
         *,
         concurrency: int = 4,
-        batch: int = 50,
+        batch: int | None = None,
         idle_poll: float = 1.0,
     ) -> None:
         self.ctx = ctx
         self.handlers = handlers
         self.name = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"[:64]
         self.concurrency = concurrency
-        self.batch = batch
+        # A small batch per pass (twice the concurrency) leaves work for the other instances to claim.
+        self.batch = batch or concurrency * 2
         self.idle_poll = idle_poll
         self.processed = 0
         self._stop = asyncio.Event()

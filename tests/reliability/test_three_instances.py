@@ -291,6 +291,9 @@ async def test_three_instances_share_sweeps_and_outbox_and_do_everything_once(
     owner = sandbox.add_user("Owner", username="owner")
     group = sandbox.add_group("Members", owner_id=owner)
     sandbox.set_admin(group, bot_id, can_invite_users=True, can_restrict_members=True)
+    # Telegram answers in tens of milliseconds, not instantly: with that, no single instance can drain
+    # its claimed batch before the others poll, even on a loaded machine, so the sharing check is fair.
+    sandbox.faults.delay(0.05, methods=["banChatMember", "unbanChatMember", "sendMessage", "getChatMember"])
     people = cast(sandbox, group)
     async with db.write() as session:  # plans exist before any member refers to them
         await plan_store.sync(session, load_plans(None, (group,)), datetime.now(UTC))
