@@ -22,8 +22,8 @@ from subbot.config import (
 
 REPO = Path(__file__).resolve().parent.parent
 # Clearly fake, but shaped like a real token so format validation passes.
-TOKEN = "123456789:AAbbCCddEEffGGhhIIjjKKllMMnnOOppQQr"
-OTHER_TOKEN = "987654321:ZZyyXXwwVVuuTTssRRqqPPooNNmmLLkkJJi"
+TOKEN = "1234567:AAbbCCddEEffGGhhIIjjKKllMMnnOOppQQr"
+OTHER_TOKEN = "7654321:ZZyyXXwwVVuuTTssRRqqPPooNNmmLLkkJJi"
 
 
 @pytest.fixture(autouse=True)
@@ -230,7 +230,7 @@ def test_secret_from_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.setenv("DATABASE_URL_FILE", str(db_file))
     s = settings()
     assert s.bot_token is not None and s.bot_token.get_secret_value() == TOKEN
-    assert s.bot_token_id == "123456789"
+    assert s.bot_token_id == "1234567"
     assert s.database_url == "postgresql+asyncpg://u:pw@db.example.org/app"
 
 

@@ -20,7 +20,7 @@ from subbot.logging_setup import (
     reset_logging,
 )
 
-TOKEN = "123456789:AAbbCCddEEffGGhhIIjjKKllMMnnOOppQQr"
+TOKEN = "1234567:AAbbCCddEEffGGhhIIjjKKllMMnnOOppQQr"
 # A token of another bot: not configured anywhere, caught by the pattern alone.
 STRAY_TOKEN = "5550001234:ZZyyXXwwVVuuTTssRRqqPPooNNmmLLkkJJi"
 SUPABASE_KEY = "sb-service-key-9f8e7d6c5b4a"
