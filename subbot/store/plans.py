@@ -18,14 +18,19 @@ async def sync(
     """Upsert configured plans; plans no longer configured are deactivated, never deleted."""
     existing = {row.code: row for row in (await session.scalars(select(PlanRow))).all()}
     for plan in plans:
-        row = existing.pop(plan.code, None)
-        if row is None:
-            # Several instances may start at once on a new database: the database decides who inserts.
-            values = {"code": plan.code, "title": plan.title, "created_at": now, "updated_at": now}
-            await insert_ignore(session, PlanRow.__table__, values, ["code"])  # type: ignore[arg-type]
-            row = (
-                await session.scalars(select(PlanRow).where(PlanRow.code == plan.code).with_for_update())
-            ).one()
+        existing.pop(plan.code, None)
+        # Several instances may start at once: the database decides who inserts, and the plan's row
+        # lock serialises the rewrite of its chats (without it two rewrites insert the same chat twice).
+        values = {"code": plan.code, "title": plan.title, "created_at": now, "updated_at": now}
+        await insert_ignore(session, PlanRow.__table__, values, ["code"])  # type: ignore[arg-type]
+        row = (
+            await session.scalars(
+                select(PlanRow)
+                .where(PlanRow.code == plan.code)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).one()
         row.title, row.description, row.duration_days = plan.title, plan.description, plan.duration_days
         row.stars, row.active, row.updated_at = plan.stars, plan.active, now
         row.card_amount_minor = plan.card_price.minor if plan.card_price else None
