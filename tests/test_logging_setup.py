@@ -22,7 +22,7 @@ from subbot.logging_setup import (
 
 TOKEN = "1234567:AAbbCCddEEffGGhhIIjjKKllMMnnOOppQQr"
 # A token of another bot: not configured anywhere, caught by the pattern alone.
-STRAY_TOKEN = "5550001234:ZZyyXXwwVVuuTTssRRqqPPooNNmmLLkkJJi"
+STRAY_TOKEN = "5550012:ZZyyXXwwVVuuTTssRRqqPPooNNmmLLkkJJi"
 SUPABASE_KEY = "sb-service-key-9f8e7d6c5b4a"
 DB_PASSWORD = "db-pass-0123456789"
 
