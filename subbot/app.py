@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from aiogram import Bot, Dispatcher
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 
 from subbot import bot as bot_pkg
@@ -33,6 +32,7 @@ from subbot.store import plans as plan_store
 from subbot.store.db import Database, create_database
 from subbot.store.migrate import SchemaState, schema_state
 from subbot.telegram.gateway import TelegramGateway
+from subbot.telegram.json_session import JsonAiohttpSession
 from subbot.telegram.limiter import Limits, RateLimiter
 from subbot.workers.jobs import build_handlers
 from subbot.workers.outbox import OutboxWorker
@@ -88,7 +88,7 @@ class SubbotApp:
         self.ctx = ServiceContext(
             self.db, self.clock, {p.code: p for p in plans}, policy, frozenset(s.admin_ids)
         )
-        session = AiohttpSession(api=TelegramAPIServer.from_base(s.telegram_api_url.rstrip("/")))
+        session = JsonAiohttpSession(api=TelegramAPIServer.from_base(s.telegram_api_url.rstrip("/")))
         self.bot = Bot(s.require_bot_token(), session=session)
         self.gateway = TelegramGateway(self.bot, RateLimiter(self.limits))
         if s.airwallex_enabled:
