@@ -30,6 +30,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     ),
     "monitor": Benchmark("monitor", "Monitor: --full-check wall time, demo-like environment (issue 5)"),
     "backup": Benchmark("backup", "Backup and restore: rows/s and peak RSS, SQLite and PostgreSQL (issue 5)"),
+    "dashboard": Benchmark(
+        "dashboard", "Dashboard: member search and list at 100k members, overview, CSV export (issue 6)"
+    ),
 }
 
 

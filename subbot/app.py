@@ -19,11 +19,13 @@ from subbot.bot.middlewares import MaintenanceMiddleware
 from subbot.bot.throttle import ThrottleMiddleware
 from subbot.config import Settings
 from subbot.domain.clock import Clock, SystemClock
-from subbot.domain.plans import load_plans
+from subbot.domain.plans import Plan, load_plans
 from subbot.metrics import UPDATE_ERRORS, UPDATE_SECONDS
 from subbot.ops import maintenance as maintenance_flag
+from subbot.ops.incidents.service import SWEEP_SECONDS as INCIDENT_SWEEP_SECONDS
+from subbot.ops.incidents.service import Incidents
 from subbot.payments.airwallex.client import AirwallexClient
-from subbot.services import broadcasts
+from subbot.services import broadcasts, plan_admin
 from subbot.services.context import Policy, ServiceContext
 from subbot.services.lifecycle import sweep_expired, sweep_reminders
 from subbot.services.reconcile import reconcile
@@ -55,9 +57,11 @@ class SubbotApp:
     dispatcher: Dispatcher = field(init=False)
     gateway: TelegramGateway = field(init=False)
     ctx: ServiceContext = field(init=False)
+    configured_plans: tuple[Plan, ...] = field(init=False)  # from PLANS_FILE or the defaults
     worker: OutboxWorker = field(init=False)
     airwallex: AirwallexClient | None = field(init=False, default=None)
     scheduler: Scheduler = field(init=False)
+    incidents: Incidents = field(init=False)
     started_at: float = field(default_factory=time.monotonic)
     maintenance: bool = False
     maintenance_message: str = ""
@@ -74,6 +78,7 @@ class SubbotApp:
             dict.fromkeys(c for c in (s.group_id, *s.extra_chat_ids, *s.join_request_chat_ids) if c)
         )
         plans = load_plans(Path(s.plans_file) if s.plans_file else None, chats)
+        self.configured_plans = tuple(plans)
         policy = Policy(
             invite_ttl=timedelta(minutes=s.invite_link_ttl_minutes),
             order_ttl=timedelta(minutes=s.order_ttl_minutes),
@@ -121,6 +126,7 @@ class SubbotApp:
             self.ctx, build_handlers(self.ctx, self.gateway), concurrency=s.outbox_concurrency
         )
 
+        self.incidents = Incidents.from_settings(s, self.db, self.clock)
         self.scheduler = Scheduler(self._sweeps())
 
     def _sweeps(self) -> list[Sweep]:
@@ -146,8 +152,11 @@ class SubbotApp:
 
         sweeps.append(Sweep("lifecycle", self.settings.sweep_interval_seconds, lifecycle_sweep))
         sweeps.append(Sweep("maintenance", maintenance_flag.REFRESH_SECONDS, self.refresh_maintenance))
+        # another instance's dashboard may have edited a plan
+        sweeps.append(Sweep("plans", plan_admin.RELOAD_SECONDS, lambda: plan_admin.reload_plans(self.ctx)))
         broadcasts.set_rate(self.settings.broadcast_rate)  # the pace of this process's broadcast jobs
         sweeps.append(Sweep("broadcasts", broadcasts.SWEEP_SECONDS, lambda: broadcasts.sweep(self.ctx)))
+        sweeps.append(Sweep("incidents", INCIDENT_SWEEP_SECONDS, self.incidents.sweep))  # escalate, remind
         return sweeps
 
     @property
@@ -189,13 +198,15 @@ class SubbotApp:
         self.maintenance, self.maintenance_message = state.enabled, state.message
 
     async def prepare(self) -> None:
-        """Check the schema and mirror the configured plans; no Telegram call yet."""
+        """Check the schema and merge the configured plans into the database's; no Telegram call yet."""
         await self.check_schema()
         await self.refresh_maintenance()
         async with self.ctx.transaction() as session:
-            await plan_store.sync(
-                session, tuple(self.ctx.plans.values()), self.clock.now(), self.ctx.policy.join_request_chats
+            # the database holds the plans (dashboard edits included); the file only merges its changes
+            loaded = await plan_store.sync(
+                session, self.configured_plans, self.clock.now(), self.ctx.policy.join_request_chats
             )
+        self.ctx.plans = {p.code: p for p in loaded}
 
     async def start_workers(self) -> None:
         self._tasks.append(asyncio.create_task(self.worker.run(), name="outbox"))
@@ -247,6 +258,7 @@ class SubbotApp:
         await self.bot.session.close()
         if self.airwallex is not None:
             await self.airwallex.aclose()
+        await self.incidents.aclose()
         await self.db.dispose()
 
 

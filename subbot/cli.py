@@ -141,6 +141,8 @@ def _register_groups() -> None:
     cli.command("monitor")(__import__("subbot.cli_monitor", fromlist=["monitor_cmd"]).monitor_cmd)
     cli.add_typer(maintenance_cli, name="maintenance")
     cli.add_typer(__import__("subbot.cli_data", fromlist=["data_cli"]).data_cli, name="data")
+    cli.add_typer(__import__("subbot.cli_incident", fromlist=["x"]).incident_cli, name="incident")
+    cli.add_typer(__import__("subbot.cli_admin", fromlist=["admin_cli"]).admin_cli, name="admin")
 
 
 _register_groups()

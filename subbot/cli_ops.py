@@ -37,7 +37,8 @@ def _settings() -> Settings:
     return settings
 
 
-async def _with_db(settings: Settings, work: Any) -> Any:
+async def with_db(settings: Settings, work: Any) -> Any:
+    """Run ``work(db)`` on the configured database once its schema is current (else exit 2)."""
     from subbot.store.db import create_database
     from subbot.store.migrate import SchemaState, schema_state
 
@@ -53,7 +54,7 @@ async def _with_db(settings: Settings, work: Any) -> Any:
 
 def _run_db(settings: Settings, work: Any) -> Any:
     try:
-        return asyncio.run(_with_db(settings, work))
+        return asyncio.run(with_db(settings, work))
     except typer.Exit:
         raise
     except Exception as exc:

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -56,6 +58,7 @@ SECRET_FIELDS: tuple[str, ...] = (
     "webhook_secret",
     "supabase_service_key",
     "alert_webhook_url",
+    "incident_slack_webhook_url",
     "airwallex_api_key",
     "airwallex_webhook_secret",
     "session_key",
@@ -157,6 +160,102 @@ def _split_list(value: Any) -> Any:
 
 def _dedupe(values: list[int]) -> list[int]:
     return list(dict.fromkeys(values))
+
+
+SEVERITIES = ("SEV-1", "SEV-2", "SEV-3")
+
+
+@dataclass(frozen=True)
+class EscalationLevel:
+    """One level of the runbook's contact escalation matrix (INCIDENT_ESCALATION)."""
+
+    name: str
+    after: int  # minutes since detection; level 1 is paged at once and must acknowledge within this
+    telegram: tuple[int, ...] = ()  # Telegram user/chat ids messaged directly (users must have /start-ed)
+    slack: tuple[str, ...] = ()  # mentions added to the Slack status post, e.g. "<@U024BE7LH>"
+    severities: tuple[str, ...] = SEVERITIES  # the severities this level is paged for
+
+
+DEFAULT_ESCALATION = (  # the runbook's matrix; contacts are the operator's to fill in
+    EscalationLevel("On-call engineer", 15),
+    EscalationLevel("Technical lead", 30, severities=("SEV-1", "SEV-2")),
+    EscalationLevel("Product owner", 60, severities=("SEV-1", "SEV-2")),
+    EscalationLevel("Executive team", 120, severities=("SEV-1",)),
+)
+DEFAULT_UPDATE_MINUTES = {"SEV-1": 15, "SEV-2": 30, "SEV-3": 120}  # the runbook's response times
+
+
+def _parse_escalation(value: Any) -> Any:
+    """INCIDENT_ESCALATION: a JSON list of {"name", "after", "telegram", "slack", "severities"}."""
+    if not isinstance(value, str):
+        return value
+    try:
+        items = json.loads(value)
+    except ValueError:
+        raise _custom(
+            "escalation", 'must be a JSON list such as [{"name": "On-call", "after": 15}]'
+        ) from None
+    if not isinstance(items, list) or not items:
+        raise _custom("escalation", "must be a non-empty JSON list of levels")
+    levels: list[EscalationLevel] = []
+    for n, item in enumerate(items, 1):
+        levels.append(_escalation_level(n, item, levels[-1].after if levels else 0))
+    if len({lv.name.lower() for lv in levels}) != len(levels):
+        raise _custom("escalation", "level names must be different")
+    return tuple(levels)
+
+
+def _escalation_level(n: int, item: Any, previous_after: int) -> EscalationLevel:
+    def bad(what: str) -> PydanticCustomError:
+        return _custom("escalation", f"level {n}: {what}")
+
+    if not isinstance(item, dict):
+        raise bad('must be an object such as {"name": "Technical lead", "after": 30}')
+    unknown = sorted(set(item) - {"name", "after", "telegram", "slack", "severities"})
+    if unknown:
+        raise bad(f"unknown key(s) {', '.join(unknown)} (name, after, telegram, slack, severities)")
+    name, after = item.get("name"), item.get("after")
+    if not isinstance(name, str) or not name.strip() or len(name.strip()) > 64:
+        raise bad("'name' must be a text of 1-64 characters")
+    if type(after) is not int or not 0 <= after <= 10080 or after < previous_after:
+        raise bad("'after' must be whole minutes (0-10080), not less than the level before")
+    telegram, slack = item.get("telegram", []), item.get("slack", [])
+    if not isinstance(telegram, list) or any(type(t) is not int or t == 0 for t in telegram):
+        raise bad("'telegram' must be a list of numeric Telegram user or chat ids")
+    if not isinstance(slack, list) or any(not isinstance(m, str) or not 0 < len(m) <= 64 for m in slack):
+        raise bad("'slack' must be a list of mentions such as \"<@U024BE7LH>\"")
+    severities = item.get("severities", list(SEVERITIES))
+    if not isinstance(severities, list) or not severities or any(s not in SEVERITIES for s in severities):
+        raise bad("'severities' must be a non-empty list of SEV-1, SEV-2, SEV-3")
+    return EscalationLevel(
+        name.strip(), after, tuple(telegram), tuple(m.strip() for m in slack), tuple(sorted(set(severities)))
+    )
+
+
+def _parse_update_minutes(value: Any) -> Any:
+    """INCIDENT_UPDATE_MINUTES: ``SEV-1=15,SEV-2=30,SEV-3=120`` (or JSON); missing levels keep the default."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            pairs = (
+                json.loads(text)
+                if text.startswith("{")
+                else dict(part.split("=", 1) for part in _LIST_SPLIT_RE.split(text) if part)
+            )
+        except ValueError:
+            raise _custom("update_minutes", "must look like SEV-1=15,SEV-2=30,SEV-3=120") from None
+        value = pairs
+    if not isinstance(value, dict):
+        return value
+    merged = dict(DEFAULT_UPDATE_MINUTES)
+    for key, minutes in value.items():
+        sev = str(key).strip().upper()
+        if sev not in SEVERITIES or not re.fullmatch(r"[0-9]{1,5}", str(minutes).strip()):
+            raise _custom("update_minutes", "must look like SEV-1=15,SEV-2=30,SEV-3=120 (whole minutes)")
+        if not 1 <= int(str(minutes).strip()) <= 10080:
+            raise _custom("update_minutes", "minutes must be between 1 and 10080")
+        merged[sev] = int(str(minutes).strip())
+    return merged
 
 
 def _validate_http_url(value: str, *, require_https: bool) -> str:
@@ -308,6 +407,25 @@ class Settings(BaseSettings):
     maintenance_message: str = "Bot is under maintenance. Please try again in 30 minutes."
     alert_webhook_url: SecretStr | None = None
     alert_telegram_chat_id: int | None = None
+    incident_slack_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="Slack incoming webhook of the incident status channel (default ALERT_WEBHOOK_URL).",
+    )
+    incident_telegram_chat_id: int | None = Field(
+        default=None,
+        description="Telegram status chat for incident messages (default ALERT_TELEGRAM_CHAT_ID).",
+    )
+    incident_escalation: Annotated[tuple[EscalationLevel, ...], NoDecode] = DEFAULT_ESCALATION
+    incident_update_minutes: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_UPDATE_MINUTES)
+    )
+    incident_resolve_after_minutes: int = Field(
+        default=15,
+        ge=0,
+        le=1440,
+        description="Checks passing this long resolve the monitor's incident; 0 = never.",
+    )
+    incident_auto_open: bool = Field(default=True, description="The monitor opens incidents when it alerts.")
 
     # --- Payments ---------------------------------------------------------------------------------
     airwallex_client_id: str | None = None
@@ -330,6 +448,26 @@ class Settings(BaseSettings):
         default=None, exclude=True, repr=False, description="Unsupported; rejected at start-up."
     )
     session_key: SecretStr | None = None
+    dashboard_idle_timeout_minutes: int = Field(
+        default=30, ge=1, le=1440, description="A dashboard session unused this long is signed out."
+    )
+    dashboard_session_max_hours: int = Field(
+        default=12, ge=1, le=720, description="A dashboard session ends this long after sign-in, used or not."
+    )
+    dashboard_cookie_secure: bool | None = Field(
+        default=None, description="Secure session cookie; None = auto: when PUBLIC_URL is https."
+    )
+    dashboard_login_max_failures: int = Field(
+        default=5, ge=1, le=1000, description="Failed logins per user name within the window before lockout."
+    )
+    dashboard_login_max_failures_per_ip: int = Field(
+        default=20,
+        ge=1,
+        le=10000,
+        description="Failed logins per client IP within the window before lockout.",
+    )
+    dashboard_login_window_minutes: int = Field(default=15, ge=1, le=1440)
+    dashboard_lockout_minutes: int = Field(default=15, ge=1, le=1440)
 
     # --- Business rules ---------------------------------------------------------------------------
     plans_file: Path | None = None
@@ -436,14 +574,24 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("alert_webhook_url", mode="after")
+    @field_validator("incident_escalation", mode="before")
+    @classmethod
+    def _parse_escalation(cls, value: Any) -> Any:
+        return _parse_escalation(value)
+
+    @field_validator("incident_update_minutes", mode="before")
+    @classmethod
+    def _parse_update_minutes(cls, value: Any) -> Any:
+        return _parse_update_minutes(value)
+
+    @field_validator("alert_webhook_url", "incident_slack_webhook_url", mode="after")
     @classmethod
     def _check_alert_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
             return None
         return SecretStr(_validate_http_url(value.get_secret_value(), require_https=False))
 
-    @field_validator("group_id", "alert_telegram_chat_id", mode="after")
+    @field_validator("group_id", "alert_telegram_chat_id", "incident_telegram_chat_id", mode="after")
     @classmethod
     def _check_chat_id(cls, value: int | None) -> int | None:
         if value is not None and value >= 0:

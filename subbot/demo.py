@@ -14,6 +14,7 @@ from subbot.logging_setup import configure_logging
 from subbot.runner import serve
 from subbot.sandbox.airwallex import AirwallexSandbox
 from subbot.sandbox.telegram import TelegramSandbox
+from subbot.services.admin_accounts import demo_admin
 from subbot.store.migrate import upgrade
 
 # Not a secret: the sandbox accepts whatever token it was told about.
@@ -76,6 +77,7 @@ async def run_demo(
         configure_logging(settings)
         app = SubbotApp(settings)
         await upgrade(app.db)
+        dashboard_password = await demo_admin(app.db, app.clock)
         ready = asyncio.Event()
         server = asyncio.create_task(serve(app, "127.0.0.1", port, ready))
         waiter = asyncio.create_task(ready.wait())
@@ -86,6 +88,8 @@ async def run_demo(
                 f"  Play a member:  [link]{sandbox_url}/sandbox[/link]  (as Alice: /start, buy Standard)\n"
                 f"  Card payments:  Airwallex sandbox at {airwallex_url} (choose 'Card', open the pay link)\n"
                 f"  subbot health:  http://127.0.0.1:{port}/health\n"
+                f"  Dashboard:      http://127.0.0.1:{port}/dashboard/\n"
+                f"                  user demo, password {dashboard_password} (new at every start)\n"
                 f"  Database:       {db_file} (SQLite)\n"
                 "  Stop with Ctrl+C.\n"
             )

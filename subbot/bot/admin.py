@@ -22,6 +22,8 @@ from aiogram.types import (
 )
 from sqlalchemy import func, or_, select
 
+from subbot.bot.admin_incidents import COMMANDS as INCIDENT_COMMANDS
+from subbot.bot.admin_incidents import incident_command
 from subbot.domain.money import Money
 from subbot.domain.subscriptions import days_left
 from subbot.payments.airwallex.client import AirwallexClient
@@ -471,6 +473,7 @@ def build_router() -> Router:
     router.message.register(text_action, Command(*TEXT_ACTIONS))
     router.callback_query.register(on_button, F.data.startswith("adm:"))
     router.message.register(maintenance_command, Command("maintenance"))
+    router.message.register(incident_command, Command(*INCIDENT_COMMANDS))  # /incidents, /ack, …
     return router
 
 

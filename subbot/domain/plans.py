@@ -13,6 +13,12 @@ from typing import Any
 from subbot.domain.money import Money, MoneyError
 
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+MAX_TITLE = 64
+MAX_DESCRIPTION = 255
+MAX_DURATION_DAYS = 36_500  # a hundred years: beyond it, use a lifetime plan
+MAX_STARS = 100_000
+MAX_CARD_MINOR = 10**12  # far above any real price, well inside the 64-bit column
+MAX_CHAT_ID = 10**15  # Telegram chat ids fit in 52 bits ("-100" + 13 digits for supergroups)
 
 
 class PlanError(ValueError):
@@ -49,18 +55,24 @@ DEFAULT_PLANS: tuple[Plan, ...] = (
 )
 
 
-def _plan_from_mapping(raw: dict[str, Any], default_chats: tuple[int, ...]) -> Plan:
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_plan(raw: dict[str, Any], default_chats: tuple[int, ...] = ()) -> Plan:
+    """A plan from its file entry (or the dashboard's form): every rule a plan must meet, or PlanError."""
     code = str(raw.get("code", "")).strip()
     if not _CODE.match(code):
         raise PlanError(f"plan code {code!r} must be 1-32 lowercase letters, digits, '-' or '_'")
     days = raw.get("duration_days")
-    if days is not None and (not isinstance(days, int) or isinstance(days, bool) or days <= 0):
-        raise PlanError(f"plan {code}: duration_days must be a positive integer or absent (lifetime)")
+    if days is not None and (not _whole(days) or not 1 <= days <= MAX_DURATION_DAYS):
+        raise PlanError(
+            f"plan {code}: duration_days must be a whole number from 1 to {MAX_DURATION_DAYS}, "
+            "or absent (lifetime)"
+        )
     stars = raw.get("stars")
-    if stars is not None and (
-        not isinstance(stars, int) or isinstance(stars, bool) or not 1 <= stars <= 100000
-    ):
-        raise PlanError(f"plan {code}: stars must be an integer from 1 to 100000")
+    if stars is not None and (not _whole(stars) or not 1 <= stars <= MAX_STARS):
+        raise PlanError(f"plan {code}: stars must be an integer from 1 to {MAX_STARS}")
     card: Money | None = None
     if raw.get("card_price") is not None:
         try:
@@ -69,19 +81,23 @@ def _plan_from_mapping(raw: dict[str, Any], default_chats: tuple[int, ...]) -> P
             raise PlanError(f"plan {code}: {exc}") from exc
         if card.minor <= 0:
             raise PlanError(f"plan {code}: card_price must be positive")
+        if card.minor > MAX_CARD_MINOR:
+            raise PlanError(f"plan {code}: card_price is too large")
     if stars is None and card is None:
         raise PlanError(f"plan {code}: needs a stars price, a card price or both")
     chats = raw.get("chat_ids", list(default_chats))
-    if not isinstance(chats, list) or not all(isinstance(c, int) and c != 0 for c in chats):
+    if not isinstance(chats, list) or not all(_whole(c) and 0 < abs(c) < MAX_CHAT_ID for c in chats):
         raise PlanError(f"plan {code}: chat_ids must be a list of chat ids")
+    if len(set(chats)) != len(chats):
+        raise PlanError(f"plan {code}: chat_ids lists a chat twice")
     return Plan(
         code=code,
-        title=str(raw.get("title") or code.title())[:64],
+        title=str(raw.get("title") or code.title())[:MAX_TITLE],
         duration_days=days,
         stars=stars,
         card_price=card,
         chat_ids=tuple(chats),
-        description=str(raw.get("description", ""))[:255],
+        description=str(raw.get("description", ""))[:MAX_DESCRIPTION],
         active=bool(raw.get("active", True)),
     )
 
@@ -103,7 +119,7 @@ def load_plans(path: Path | None, default_chats: tuple[int, ...]) -> tuple[Plan,
         raise PlanError(f"plans file {path} is not valid: {exc}") from exc
     if not isinstance(data, list) or not data:
         raise PlanError(f"plans file {path} must define a non-empty list of plans")
-    plans = tuple(_plan_from_mapping(item, default_chats) for item in data if isinstance(item, dict))
+    plans = tuple(parse_plan(item, default_chats) for item in data if isinstance(item, dict))
     codes = [p.code for p in plans]
     if len(set(codes)) != len(codes) or len(plans) != len(data):
         raise PlanError(f"plans file {path}: every plan must be a table with a unique code")

@@ -22,6 +22,9 @@ from subbot.config import ConfigError, Settings, load_settings
 from subbot.domain.clock import Clock, SystemClock
 from subbot.ops.alerts import AttemptLog, Delivery, Notifier, Transport, transports_from_settings
 from subbot.ops.checks import ALL_CHECKS, expand, run_checks
+from subbot.ops.incidents.delivery import Courier
+from subbot.ops.incidents.policy import IncidentPolicy
+from subbot.ops.incidents.tracker import CONFIRMING, IncidentTracker, QuietNotifier, shared_with_incidents
 from subbot.ops.monitoring.alert_state import AlertManager, AlertPolicy, Sent
 from subbot.ops.monitoring.base import CheckResult, DatabaseUnavailable, Probe, exit_code, worst
 from subbot.store.db import Database
@@ -75,6 +78,7 @@ class Monitor:
         retry_backoff: float = 1.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         host: str | None = None,
+        incidents: bool = False,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -84,14 +88,24 @@ class Monitor:
         self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
         self.probe = Probe(settings, self.clock, self.http, db_timeout=db_timeout)
         self.attempts = AttemptLog(None, self.clock)
-        self.notifier = Notifier(
-            transports if transports is not None else transports_from_settings(settings, self.http),
-            self.attempts,
-            backoff=retry_backoff,
-            sleep=sleep,
+        chosen = transports if transports is not None else transports_from_settings(settings, self.http)
+        if incidents:  # one voice per channel: where incident messages go, they replace the raw alerts
+            shared = shared_with_incidents(settings)
+            chosen = [t for t in chosen if t.name not in shared]
+        self.notifier = (QuietNotifier if incidents else Notifier)(
+            chosen, self.attempts, backoff=retry_backoff, sleep=sleep
         )
         self.host = host or socket.gethostname()
         self.manager = AlertManager(None, self.notifier, self.clock, policy, self.host)
+        self.incidents: IncidentTracker | None = None  # opens and follows incidents (docs/incidents.md)
+        if incidents:
+            self.incidents = IncidentTracker(
+                IncidentPolicy.from_settings(settings),
+                Courier.from_settings(settings, self.http),
+                self.clock,
+                self.host,
+                sleep,
+            )
 
     async def __aenter__(self) -> Monitor:
         return self
@@ -121,7 +135,20 @@ class Monitor:
             db = None if self.probe.db_error else self._db()
             self.manager.db = self.attempts.db = db
             result.sent = await self.manager.observe(results)
+            if self.incidents is not None:
+                await self._feed_incidents(self.incidents, results, result.sent, db)
         return result
+
+    async def _feed_incidents(
+        self, tracker: IncidentTracker, results: list[CheckResult], sent: list[Sent], db: Database | None
+    ) -> None:
+        """The pass goes into the monitor's incident; a problem there never stops the monitor."""
+        alerted = {s.component for s in sent if s.kind in CONFIRMING}
+        since = {component: snap.since for component, snap in self.manager.memory.items()}
+        try:
+            await tracker.observe(results, alerted, db, since)
+        except Exception:
+            log.exception("incident tracking failed in this pass")
 
     async def run_continuous(
         self,
@@ -260,7 +287,9 @@ async def execute(options: Options, settings: Settings, *, clock: Clock | None =
     from subbot.ops.monitoring.render import render_pass
 
     policy = AlertPolicy(options.threshold, timedelta(minutes=options.repeat_minutes))
-    async with Monitor(settings, clock=clock, alerts=options.alerts, policy=policy) as monitor:
+    async with Monitor(
+        settings, clock=clock, alerts=options.alerts, policy=policy, incidents=settings.incident_auto_open
+    ) as monitor:
 
         def show(p: Pass) -> None:
             render_pass(p, monitor.clock.now(), as_json=options.json)

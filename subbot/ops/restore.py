@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from alembic import command
 from sqlalchemy import MetaData, Table, delete, text
+from sqlalchemy.exc import SAWarning
 from sqlalchemy.orm import Session
 
 from subbot.ops.backup import (
@@ -151,7 +153,9 @@ def _rebuild_schema(session: Session, revision: str) -> None:
     """Drop every table (whatever the schema) and migrate to ``revision``, in the caller's transaction."""
     conn = session.connection()
     found = MetaData()
-    found.reflect(conn)
+    with warnings.catch_warnings():  # expression indexes are not reflected; they go with their table
+        warnings.filterwarnings("ignore", "Skipped unsupported reflection", SAWarning)
+        found.reflect(conn)
     found.drop_all(conn)
     cfg = alembic_config()
     cfg.attributes["connection"] = conn

@@ -49,7 +49,11 @@ class User(Base):
     blocked_bot_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
-    __table_args__ = (Index("ix_users_username_lower", "username"),)
+    __table_args__ = (
+        Index("ix_users_username_lower", "username"),
+        Index("ix_users_created_at", "created_at", "id"),
+        # and ix_users_username_ci on lower(username): an expression index, created by migration 0007
+    )
 
 
 class PlanRow(Base):
@@ -139,6 +143,7 @@ class Subscription(Base):
     updated_at: Mapped[datetime]
     __table_args__ = (
         Index("ix_subscriptions_status_ends_at", "status", "ends_at"),
+        Index("ix_subscriptions_status_ends_at_user_id", "status", "ends_at", "user_id"),
         Index("ix_subscriptions_status_next_reminder_at", "status", "next_reminder_at"),
     )
 
@@ -266,3 +271,112 @@ class AlertAttempt(Base):
     message: Mapped[str] = mapped_column(Text)
     ok: Mapped[bool] = mapped_column(Boolean)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class AdminUser(Base):
+    """A dashboard account (`subbot admin create-user`); only an argon2 hash of the password is kept."""
+
+    __tablename__ = "admin_users"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)  # lower case
+    password_hash: Mapped[str] = mapped_column(String(255))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None]
+
+
+class AdminSession(Base):
+    """A signed-in browser. The cookie holds a random token; only its hash is stored."""
+
+    __tablename__ = "admin_sessions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    admin_id: Mapped[int] = mapped_column(ForeignKey("admin_users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]  # the absolute lifetime; the idle timeout is judged from last_seen_at
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(256), default="")
+    flash: Mapped[list[Any] | None] = mapped_column(JSON)  # [[level, text], ...] shown on the next page
+
+
+class AdminLoginAttempt(Base):
+    """Every dashboard login attempt: lockout is judged from these, and the monitor counts the failures."""
+
+    __tablename__ = "admin_login_attempts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    username: Mapped[str] = mapped_column(String(64))  # as typed (lower case), whether it exists or not
+    ip: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(8))  # ok | failed | locked
+    __table_args__ = (
+        Index("ix_admin_login_attempts_username_at", "username", "at"),
+        Index("ix_admin_login_attempts_ip_at", "ip", "at"),
+    )
+
+
+class IncidentRow(Base):
+    """An incident (the runbook's SEV-1/2/3); every change is a conditional UPDATE on ``version``."""
+
+    __tablename__ = "incidents"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    title: Mapped[str] = mapped_column(String(200))
+    severity: Mapped[str] = mapped_column(String(8))  # SEV-1 | SEV-2 | SEV-3
+    status: Mapped[str] = mapped_column(String(16), index=True)  # investigating … monitoring | resolved
+    components: Mapped[list[Any]] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(String(16))  # monitor | manual
+    # "monitor" while the monitor's incident is open, NULL otherwise: the database keeps it to one.
+    open_key: Mapped[str | None] = mapped_column(String(32), unique=True)
+    detected_at: Mapped[datetime] = mapped_column(index=True)
+    notified_at: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+    recovered_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    escalation_level: Mapped[int] = mapped_column(Integer, default=1)
+    last_update_at: Mapped[datetime]
+    next_update_at: Mapped[datetime | None]
+    reminded_for: Mapped[datetime | None]  # the next_update_at a reminder was sent for
+    root_cause: Mapped[str | None] = mapped_column(Text)
+    fix: Mapped[str | None] = mapped_column(Text)
+    maintenance: Mapped[bool] = mapped_column(Boolean, default=False)  # maintenance mode switched on by it
+    created_by: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime]
+
+
+class IncidentEvent(Base):
+    """One timeline entry: detected, opened, notified, escalated, acknowledged, update, resolved, …"""
+
+    __tablename__ = "incident_events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(24))
+    actor: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]]
+    __table_args__ = (Index("ix_incident_events_incident_id_at", "incident_id", "at"),)
+
+
+class IncidentNotification(Base):
+    """One message to one channel (Slack status webhook, a Telegram chat); written with the change that
+    caused it and delivered after the commit, so it is never lost and never sent twice (unique key)."""
+
+    __tablename__ = "incident_notifications"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(191), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # initial|update|ack|escalation|reminder|resolution
+    level: Mapped[int | None] = mapped_column(Integer)
+    transport: Mapped[str] = mapped_column(String(16))  # slack | telegram
+    target: Mapped[str] = mapped_column(String(32))  # "status" (Slack webhook) or a Telegram chat id
+    text: Mapped[str] = mapped_column(Text)  # as sent: Slack mrkdwn or Telegram HTML
+    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending | sending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    __table_args__ = (Index("ix_incident_notifications_state_next_attempt_at", "state", "next_attempt_at"),)

@@ -1,4 +1,4 @@
-"""The FastAPI application: webhooks, health (dashboard and metrics come with later issues)."""
+"""The FastAPI application: webhooks, the pay page, health, metrics and the dashboard."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from subbot import __version__
-from subbot.web import airwallex_webhook, health, metrics, pay_page, telegram_webhook
+from subbot.web import airwallex_webhook, dashboard, health, metrics, pay_page, telegram_webhook
 
 if TYPE_CHECKING:
     from subbot.app import SubbotApp
@@ -20,4 +20,5 @@ def create_web_app(app: SubbotApp) -> FastAPI:
     web.include_router(metrics.build_router(app))
     web.include_router(airwallex_webhook.build_router(app))
     web.include_router(pay_page.build_router(app))
+    web.include_router(dashboard.build_router(app))
     return web

@@ -21,10 +21,16 @@ from subbot.store import memberships, users
 from subbot.store import plans as plan_store
 from subbot.store.db import Database
 from subbot.store.models import (
+    AdminLoginAttempt,
+    AdminSession,
+    AdminUser,
     AlertAttempt,
     AlertState,
     Broadcast,
     Flag,
+    IncidentEvent,
+    IncidentNotification,
+    IncidentRow,
     InviteLink,
     Payment,
     RefundRow,
@@ -105,6 +111,38 @@ async def seed_world(ctx: ServiceContext) -> dict[str, Any]:
                 at=now, transport="slack", component="database", severity="SEV-3", message="m", ok=True
             )
         )
+    async with ctx.transaction() as session:  # dashboard accounts: an argon2 hash and a session token hash
+        admin = AdminUser(
+            name="ops", password_hash="$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g",
+            disabled=False, created_at=now, updated_at=now, last_login_at=now,
+        )  # fmt: skip
+        session.add(admin)
+        await session.flush()
+        session.add(
+            AdminSession(
+                token_hash="0" * 64, admin_id=admin.id, created_at=now, last_seen_at=now,
+                expires_at=now + timedelta(hours=12), ip="127.0.0.1", user_agent="test", flash=[["ok", "hi"]],
+            )
+        )  # fmt: skip
+        session.add(AdminLoginAttempt(at=now, username="ops", ip="127.0.0.1", outcome="ok"))
+    async with ctx.transaction() as session:  # an incident with its timeline and one message sent
+        incident = IncidentRow(
+            title="Bot unresponsive", severity="SEV-1", status="monitoring", components=["bot"],
+            source="monitor", open_key="monitor", detected_at=now, notified_at=now, escalation_level=1,
+            last_update_at=now, created_by="monitor:test", version=1, updated_at=now,
+        )  # fmt: skip
+        session.add(incident)
+        await session.flush()
+        session.add(
+            IncidentEvent(incident_id=incident.id, at=now, kind="detected", actor="m", text="t", details={})
+        )
+        session.add(
+            IncidentNotification(
+                incident_id=incident.id, key=f"{incident.id}:initial:slack:status", kind="initial", level=1,
+                transport="slack", target="status", text="*x*", state="sent", attempts=1, created_at=now,
+                next_attempt_at=now, sent_at=now,
+            )
+        )  # fmt: skip
     return {"order_a": order_a, "order_b": order_b}
 
 

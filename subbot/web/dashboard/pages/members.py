@@ -1,0 +1,93 @@
+"""Members: search (id, @username, name), filter by status and plan, page; one member's full record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from starlette.exceptions import HTTPException
+
+from subbot.services import members as member_service
+from subbot.services.dashboard_queries import MemberStatus, QueryError, search_members
+from subbot.store.models import Subscription
+from subbot.web.dashboard.deps import Dashboard, page_router
+from subbot.web.dashboard.pages import NavItem
+from subbot.web.dashboard.render import fragment, render
+
+NAV = NavItem(20, "Members", "/dashboard/members")
+PER_PAGE = 50
+MAX_USER_ID = 2**63 - 1
+
+
+def _int(value: str | None, default: int) -> int:
+    text = (value or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else default
+
+
+def _partial(request: Request) -> bool:
+    """An htmx request for the results only (a history restore wants the whole page)."""
+    headers = request.headers
+    return headers.get("hx-request") == "true" and headers.get("hx-history-restore-request") != "true"
+
+
+def build_router(dash: Dashboard) -> APIRouter:
+    router = page_router()
+
+    @router.get("/dashboard/members")
+    async def member_list(request: Request) -> Response:
+        params = request.query_params
+        query = params.get("q", "")[:256]
+        status = params.get("status") or None
+        plan = params.get("plan") or None
+        error = ""
+        try:
+            result = await search_members(
+                dash.db,
+                query,
+                status=status,
+                plan_id=plan,
+                page=_int(params.get("page"), 1),
+                per_page=PER_PAGE,
+                clock=dash.app.clock,
+            )
+        except QueryError as exc:
+            error, result = str(exc), None
+        context: dict[str, Any] = {
+            "q": query,
+            "status": status or "",
+            "plan": plan or "",
+            "statuses": [s.value for s in MemberStatus],
+            "plans": [(p.code, p.title) for p in dash.ctx.plans.values()],
+            "result": result,
+            "error": error,
+        }
+        if _partial(request):
+            return fragment("members/_results.html", context)
+        return await render(request, "members/list.html", context)
+
+    @router.get("/dashboard/members/{user_id:int}")
+    async def member_page(request: Request, user_id: int) -> Response:
+        if user_id > MAX_USER_ID:
+            raise HTTPException(404, f"No member with id {user_id}.")
+        try:
+            summary = await member_service.summary(dash.ctx, user_id)
+        except member_service.MemberError as exc:
+            raise HTTPException(404, str(exc)) from None
+        now = dash.app.clock.now()
+        current = [s for s in summary.subscriptions if _gives_access(s, now)]
+        refundable = [p for p in summary.payments if p.status == "succeeded" and p.order_id]
+        context = {
+            "m": summary,
+            "now": now,
+            "current": current,
+            "refundable": {p.id for p in refundable},
+            "plans": [(p.code, p.title) for p in dash.ctx.plans.values()],
+            "chats": list(dash.ctx.all_chat_ids()),
+        }
+        return await render(request, "members/member.html", context)
+
+    return router
+
+
+def _gives_access(sub: Subscription, now: Any) -> bool:
+    return sub.status == "active" and (sub.ends_at is None or sub.ends_at > now)
