@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 
 import uvicorn
@@ -38,6 +39,10 @@ async def serve(app: SubbotApp, host: str, port: int, ready: asyncio.Event | Non
         serving = asyncio.create_task(server.serve())
         while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no event
             await asyncio.sleep(0.05)
+        # Everything built at start-up (aiogram's and pydantic's types, SQLAlchemy's mappers, our app) lives
+        # as long as the process: freezing it keeps full collections from re-scanning ~300,000 objects,
+        # which took 250-575 ms each under load (python -m bench.profile_start --concurrency 32).
+        gc.freeze()
         if ready is not None:
             ready.set()
         await serving

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.dml import UpdateBase
+
+from subbot.store.group_commit import GroupCommit
 
 _in_write: contextvars.ContextVar[bool] = contextvars.ContextVar("subbot_in_write", default=False)
 
@@ -52,6 +55,7 @@ class Database:
     writer: async_sessionmaker[AsyncSession]
     _lock: asyncio.Lock | None = field(default=None, repr=False)
     _compiled: dict[int, tuple[UpdateBase, _Compiled | None]] = field(default_factory=dict, repr=False)
+    _groups: dict[int, tuple[UpdateBase, GroupCommit]] = field(default_factory=dict, repr=False)
 
     @property
     def dialect(self) -> str:
@@ -99,6 +103,50 @@ class Database:
                 except sqlite3.Error as exc:
                     raise DBAPIError.instance(
                         compiled.sql, arguments, exc, sqlite3.Error, dialect=self.engine.dialect
+                    ) from exc
+        finally:
+            _in_write.reset(token)
+
+    async def write_grouped(self, statement: UpdateBase, params: Mapping[str, Any]) -> None:
+        """``write_statement``; on SQLite, concurrent calls share a transaction (``store/group_commit.py``).
+
+        For a statement built once and run on every update. PostgreSQL has no single writer to queue on,
+        so there it is ``write_statement`` (batching would also mix rows of unrelated requests in one
+        transaction that another instance's batch could deadlock with).
+        """
+        if _in_write.get():
+            raise RuntimeError("nested write transaction: finish the outer one first")
+        if self._lock is None or self._compile(statement) is None:
+            await self.write_statement(statement, params)
+            return
+        hit = self._groups.get(id(statement))
+        if hit is None or hit[0] is not statement:
+            hit = self._groups[id(statement)] = (
+                statement,
+                GroupCommit(statement, self._write_sqlite_many, self.write_statement),
+            )
+        await hit[1].run(params)
+
+    async def _write_sqlite_many(self, statement: UpdateBase, many: Sequence[Mapping[str, Any]]) -> None:
+        """Every ``many`` execution of a compiled statement in one SQLite transaction (one executemany)."""
+        compiled = self._compile(statement)
+        if compiled is None or self._lock is None:
+            raise RuntimeError("only for statements write_statement can send as is, on SQLite")
+        rows = [compiled.arguments(params) for params in many]
+        token = _in_write.set(True)
+        try:
+            async with self._lock, self.engine.connect() as conn:
+                driver: Any = (await conn.get_raw_connection()).driver_connection  # aiosqlite.Connection
+                try:
+                    await driver.execute_fetchall("BEGIN IMMEDIATE")
+                    cursor = await driver.executemany(compiled.sql, rows)
+                    await cursor.close()
+                    await driver.execute_fetchall("COMMIT")
+                except sqlite3.Error as exc:
+                    with contextlib.suppress(sqlite3.Error):
+                        await driver.execute_fetchall("ROLLBACK")
+                    raise DBAPIError.instance(
+                        compiled.sql, rows, exc, sqlite3.Error, dialect=self.engine.dialect
                     ) from exc
         finally:
             _in_write.reset(token)

@@ -96,7 +96,7 @@ async def remember(
     last_name: str | None = None,
     language_code: str | None = None,
 ) -> None:
-    """``upsert(..., wrote_to_bot=True)`` as one statement in its own write transaction (the /start path).
+    """``upsert(..., wrote_to_bot=True)`` as one statement, group-committed on SQLite (the /start path).
 
     INSERT … ON CONFLICT (id) DO UPDATE, touching the row only when the names changed (then
     ``updated_at`` moves too) or ``blocked_bot_at`` has to be cleared; a known, unchanged user costs no
@@ -105,7 +105,7 @@ async def remember(
     stmt = _REMEMBER.get(db.dialect)
     if stmt is None:
         stmt = _REMEMBER[db.dialect] = _remember_statement(db.dialect)
-    await db.write_statement(
+    await db.write_grouped(
         stmt,
         {
             "id": user_id,
