@@ -99,6 +99,7 @@ class Phase:
     cpu_server: float | None
     cpu_sandbox: float | None
     outcomes: dict[str, int] = field(default_factory=dict)
+    cpu_ms_per_post: float | None = None  # subbot's CPU (all threads) during the phase / POSTs
 
 
 @dataclass
@@ -107,6 +108,7 @@ class BackendResult:
     phases: list[Phase] = field(default_factory=list)
     drain_s: float | None = None
     drain_done: int = 0
+    drain_cpu_ms: float | None = None  # subbot's CPU from the first POST until the last grant, per event
     counts: dict[str, int] = field(default_factory=dict)
     expected: int = 0
     profile: str = ""
@@ -307,6 +309,9 @@ async def measure(backend: str, name: str, child: Child, sandbox: Child, coro: A
         cpu_server=_cpu(c0, c1, result.wall),
         cpu_sandbox=_cpu(s0, s1, result.wall),
         outcomes=dict(outcomes),
+        cpu_ms_per_post=None
+        if c0 is None or c1 is None or not result.sent
+        else 1000 * (c1 - c0) / result.sent,
     )
 
 
@@ -382,12 +387,16 @@ async def bench_backend(backend: str, opts: Options, sandbox: Child, workdir: Pa
                 await measure(backend, "warm-up", child, sandbox, closed_loop(target, warm, opts.concurrency))
                 await drain(db, len(warm))
                 console.print(f"  max throughput: {len(peak)} events, c={opts.concurrency} …")
+                cpu_start = child.cpu_seconds()
                 out.phases.append(
                     await measure(
                         backend, "max throughput", child, sandbox, closed_loop(target, peak, opts.concurrency)
                     )
                 )
                 out.drain_s, out.drain_done = await drain(db, len(warm) + len(peak))
+                cpu_end = child.cpu_seconds()
+                if cpu_start is not None and cpu_end is not None and out.drain_s is not None:
+                    out.drain_cpu_ms = 1000 * (cpu_end - cpu_start) / len(peak)
                 console.print(f"  duplicates: {len(dup)} events × {opts.copies} at once …")
                 out.phases.append(
                     await measure(
@@ -448,7 +457,7 @@ def print_report(report: Report, opts: Options) -> None:
     )
     for col in ("backend", "phase", "POSTs", "200 OK", "POSTs/s", "p50 ms", "p99 ms", "max ms"):
         table.add_column(col, justify="left" if col in ("backend", "phase") else "right", no_wrap=True)
-    for col in ("outcomes", "CPU subbot", "CPU sandbox"):
+    for col in ("outcomes", "CPU subbot", "CPU sandbox", "subbot CPU ms/POST"):
         table.add_column(col, justify="right")
     for b in report.backends:
         for p in b.phases:
@@ -465,6 +474,7 @@ def print_report(report: Report, opts: Options) -> None:
                 ", ".join(f"{k} {v}" for k, v in sorted(p.outcomes.items())),
                 _f(p.cpu_server, ".0f") + "%",
                 _f(p.cpu_sandbox, ".0f") + "%",
+                _f(p.cpu_ms_per_post, ".2f"),
             )
     console.print(table)
     for b in report.backends:
@@ -475,7 +485,8 @@ def print_report(report: Report, opts: Options) -> None:
         )
         console.print(
             f"{b.backend}: grants delivered (invite link + message) {drain} after the last 200 of the "
-            f"max-throughput phase; database afterwards: "
+            f"max-throughput phase (subbot CPU per event, webhook + grant: {_f(b.drain_cpu_ms, '.2f')} ms); "
+            "database afterwards: "
             + ", ".join(f"{k} {v}" for k, v in b.counts.items())
             + f" (distinct events {b.expected})",
             highlight=False,

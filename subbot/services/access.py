@@ -7,11 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from sqlalchemy import bindparam, insert, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from subbot.domain.subscriptions import days_left
 from subbot.services.context import ServiceContext
 from subbot.store import memberships, outbox, subscriptions, users
-from subbot.store.models import AuditEntry, InviteLink, Order
+from subbot.store.models import AuditEntry, InviteLink, Membership, Order, Subscription
+from subbot.store.types import UTCDateTime
 from subbot.telegram.gateway import TelegramGateway
 
 log = logging.getLogger(__name__)
@@ -38,19 +41,23 @@ async def grant_access(ctx: ServiceContext, gateway: TelegramGateway, payload: d
         raise ValueError(f"plan {payload['plan']!r} is no longer configured")
     chats = plan.chat_ids if plan else ctx.all_chat_ids()
     now = ctx.clock.now()
+    # Everything the job needs to know, read on one connection before the Bot API calls.
+    needed: list[tuple[int, int, str | None]] = []  # (button number, chat, a still usable link)
+    params: dict[str, Any] = {"p_user": user_id, "p_order": order_id, "p_now": now}
+    async with ctx.db.engine.connect() as conn:
+        for index, chat_id in enumerate(chats, start=1):
+            params["p_chat"] = chat_id
+            if await conn.scalar(_STATE, params) == "joined":
+                continue
+            live = await conn.scalar(_LIVE_LINK if order_id else _LIVE_MEMBER_LINK, params)
+            needed.append((index, chat_id, live))
+        ends_at = (await conn.execute(_ACTIVE_END, params)).first()
     buttons: list[list[InlineKeyboardButton]] = []
-    for index, chat_id in enumerate(chats, start=1):
-        async with ctx.db.sessions() as session:
-            member = await memberships.get(session, user_id, chat_id)
-            reusable = await memberships.live_link(session, user_id, chat_id, order_id, now)
-        if member is not None and member.state == "joined":
-            continue
-        url = reusable.link if reusable else await _new_link(ctx, gateway, user_id, chat_id, order_id)
+    for index, chat_id, reusable in needed:
+        url = reusable or await _new_link(ctx, gateway, user_id, chat_id, order_id)
         label = "Join the group" if len(chats) == 1 else f"Join chat {index}"
         buttons.append([InlineKeyboardButton(text=label, url=url)])
-    async with ctx.db.sessions() as session:
-        subs = await subscriptions.active_for_user(session, user_id, now)
-    until = _until_text(ctx, subs[0].ends_at if subs else None)
+    until = _until_text(ctx, ends_at[0] if ends_at else None)
     title = plan.title if plan else "your"
     reason = payload.get("reason", "payment")
     if reason == "payment":
@@ -66,6 +73,34 @@ async def grant_access(ctx: ServiceContext, gateway: TelegramGateway, payload: d
     await gateway.send_message(user_id, text, reply_markup=markup)
 
 
+# Built once with bind parameters (every paid order runs them): the membership's state; a link already
+# made for this order (or member grant) and chat that can still be used, which a retried job reuses; the
+# end of the member's latest active subscription (ordered as ``subscriptions.active_for_user``).
+_NOW = bindparam("p_now", type_=UTCDateTime())
+_STATE = select(Membership.state).where(
+    Membership.user_id == bindparam("p_user"), Membership.chat_id == bindparam("p_chat")
+)
+_USABLE = (
+    InviteLink.user_id == bindparam("p_user"),
+    InviteLink.chat_id == bindparam("p_chat"),
+    InviteLink.revoked_at.is_(None),
+    InviteLink.used_at.is_(None),
+    InviteLink.expires_at > _NOW,
+)
+_LIVE_LINK = select(InviteLink.link).where(InviteLink.order_id == bindparam("p_order"), *_USABLE).limit(1)
+_LIVE_MEMBER_LINK = select(InviteLink.link).where(InviteLink.order_id.is_(None), *_USABLE).limit(1)
+_ACTIVE_END = (
+    select(Subscription.ends_at)
+    .where(
+        Subscription.user_id == bindparam("p_user"),
+        Subscription.status == "active",
+        or_(Subscription.ends_at.is_(None), Subscription.ends_at > _NOW),
+    )
+    .order_by(Subscription.ends_at.desc())
+    .limit(1)
+)
+
+
 async def _new_link(
     ctx: ServiceContext, gateway: TelegramGateway, user_id: int, chat_id: int, order_id: str | None
 ) -> str:
@@ -77,19 +112,44 @@ async def _new_link(
         chat_id, name=name, expire_date=expires, single_use=not by_request, join_request=by_request
     )
     async with ctx.transaction() as session:
-        session.add(
-            InviteLink(
-                chat_id=chat_id,
-                user_id=user_id,
-                order_id=order_id,
-                link=link.invite_link,
-                name=name,
-                expires_at=expires,
-                created_at=now,
-            )
-        )
-        await memberships.set_state(session, user_id, chat_id, "invited", "invite", now)
+        row = {
+            "chat_id": chat_id,
+            "user_id": user_id,
+            "order_id": order_id,
+            "link": link.invite_link,
+            "name": name,
+            "expires_at": expires,
+            "created_at": now,
+        }
+        await session.execute(_NEW_LINK, row)
+        # memberships.set_state(…, "invited", "invite") as one upsert: the source is kept when the row exists
+        invited = {
+            "user_id": user_id,
+            "chat_id": chat_id,
+            "state": "invited",
+            "source": "invite",
+            "updated_at": now,
+        }
+        await session.execute(_invited(session.get_bind().dialect.name), invited)
     return link.invite_link
+
+
+_TABLES: Any = (InviteLink.__table__, Membership.__table__)
+_NEW_LINK = insert(_TABLES[0])  # Core: nothing is read back
+_INVITED: dict[str, Any] = {}
+
+
+def _invited(dialect: str) -> Any:
+    """``INSERT … ON CONFLICT (user_id, chat_id) DO UPDATE SET state, updated_at``, built once per dialect."""
+    stmt = _INVITED.get(dialect)
+    if stmt is None:
+        builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        ins = builder(_TABLES[1])
+        stmt = _INVITED[dialect] = ins.on_conflict_do_update(
+            index_elements=["user_id", "chat_id"],
+            set_={"state": ins.excluded.state, "updated_at": ins.excluded.updated_at},
+        )
+    return stmt
 
 
 def _until_text(ctx: ServiceContext, ends_at: Any) -> str:

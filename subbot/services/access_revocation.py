@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from subbot.services.context import ServiceContext
@@ -63,3 +64,34 @@ async def remove_where_uncovered(
         )
         removed.append(chat_id)
     return removed
+
+
+async def still_covered(
+    session: AsyncSession, pairs: Collection[tuple[int, int]], now: datetime
+) -> set[tuple[int, int]]:
+    """The (user, chat) pairs whose member still has access there: ``has_access`` for many in two queries.
+
+    Access = whitelisted, or an active subscription (no end, or ending after ``now``) to a plan that opens
+    the chat.
+    """
+    if not pairs:
+        return set()
+    user_ids = {u for u, _ in pairs}
+    chat_ids = {c for _, c in pairs}
+    whitelisted = set(
+        (
+            await session.scalars(select(User.id).where(User.id.in_(user_ids), User.is_whitelisted.is_(True)))
+        ).all()
+    )
+    stmt = (
+        select(Subscription.user_id, PlanChat.chat_id)
+        .join(PlanChat, PlanChat.plan_code == Subscription.plan_code)
+        .where(
+            Subscription.user_id.in_(user_ids),
+            PlanChat.chat_id.in_(chat_ids),
+            Subscription.status == "active",
+            or_(Subscription.ends_at.is_(None), Subscription.ends_at > now),
+        )
+    )
+    covered = {(int(u), int(c)) for u, c in (await session.execute(stmt)).all()}
+    return {(u, c) for u, c in pairs if u in whitelisted or (u, c) in covered}

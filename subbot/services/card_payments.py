@@ -11,7 +11,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from subbot.domain.money import Money, MoneyError
@@ -28,9 +28,11 @@ PROVIDER = "airwallex"
 PAYABLE = ("pending", "cancelled", "expired")  # money taken later still counts
 
 
+_ORDER = select(Order).where(Order.id == bindparam("p_id"), Order.provider == PROVIDER).with_for_update()
+
+
 async def _order(session: AsyncSession, order_id: str) -> Order | None:
-    stmt = select(Order).where(Order.id == order_id[:32], Order.provider == PROVIDER).with_for_update()
-    return (await session.scalars(stmt)).first()
+    return (await session.scalars(_ORDER, {"p_id": order_id[:32]})).first()
 
 
 async def apply_success(
@@ -88,7 +90,7 @@ async def apply_success(
             intent_id,
         )
         return ApplyResult(Outcome.REJECTED, order.id, reason="plan no longer configured")
-    sub = await activate(session, ctx, order, plan, now)
+    ends_at = await activate(session, ctx, order, plan, now)
     log.info(
         "payment succeeded: provider=airwallex order=%s intent=%s user=%s amount=%s",
         order.id,
@@ -96,7 +98,7 @@ async def apply_success(
         order.user_id,
         paid.format(),
     )
-    return ApplyResult(Outcome.APPLIED, order.id, sub.ends_at)
+    return ApplyResult(Outcome.APPLIED, order.id, ends_at)
 
 
 async def apply_intent(ctx: ServiceContext, intent: Intent, source: str) -> ApplyResult:
@@ -117,18 +119,22 @@ async def apply_intent(ctx: ServiceContext, intent: Intent, source: str) -> Appl
 
 
 async def apply_event(ctx: ServiceContext, event: Event) -> ApplyResult:
-    """A verified webhook event: stored under its id first; 'duplicate' when seen before."""
+    """A verified webhook event: stored under its id first; 'duplicate' when seen before.
+
+    The row is written as applied (the usual outcome) and corrected before the commit otherwise, which
+    saves an UPDATE per payment; nothing outside this transaction ever sees the first version.
+    """
     now = ctx.clock.now()
     async with ctx.transaction() as session:
-        if not await record_event(session, PROVIDER, event.id, event.name, event.raw, now):
+        if not await record_event(session, PROVIDER, event.id, event.name, event.raw, now, applied_at=now):
             log.info("payment webhook duplicate ignored: event=%s name=%s", event.id, event.name)
             return ApplyResult(Outcome.DUPLICATE)
         result = await _dispatch(session, ctx, event, now)
-        applied = result.reason != "unknown order"  # kept for the pending-events sweep
-        if applied:
-            await mark_event(session, PROVIDER, event.id, now, error=result.reason)
-        else:
+        if result.reason == "unknown order":  # kept unapplied for the pending-events sweep
+            await mark_event(session, PROVIDER, event.id, None)
             log.warning("payment event for unknown order kept: event=%s order=%s", event.id, _order_id(event))
+        elif result.reason is not None:
+            await mark_event(session, PROVIDER, event.id, now, error=result.reason)
         return result
 
 

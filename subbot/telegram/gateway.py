@@ -172,6 +172,12 @@ class TelegramGateway:
             chat_id, lambda: self.bot.get_chat_member(chat_id, user_id), counts_for_chat=False, limited=False
         )
 
+    async def get_chat_administrators(self, chat_id: int) -> list[Any]:
+        """The owner and administrators of a chat: one lookup instead of one ``getChatMember`` per member."""
+        return await self._call(
+            chat_id, lambda: self.bot.get_chat_administrators(chat_id), counts_for_chat=False, limited=False
+        )
+
     async def refund_stars(self, user_id: int, charge_id: str) -> None:
         await self._call(
             user_id, lambda: self.bot.refund_star_payment(user_id, telegram_payment_charge_id=charge_id)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from sqlalchemy import update
@@ -12,15 +13,28 @@ from sqlalchemy import update
 from subbot.domain.subscriptions import days_left
 from subbot.services import access, broadcasts, lifecycle
 from subbot.services.context import ServiceContext
-from subbot.store import memberships, subscriptions
 from subbot.store.models import InviteLink, User
+from subbot.store.outbox import Claimed
 from subbot.telegram.gateway import TelegramGateway
+from subbot.workers.kicks import Kicks
 
 log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-def build_handlers(ctx: ServiceContext, gateway: TelegramGateway) -> dict[str, Handler]:
+@runtime_checkable
+class BatchHandler(Protocol):
+    """A job kind performed a batch at a time; sets ``outcomes[job.id]`` (None = done) per settled job."""
+
+    async def perform_batch(
+        self, jobs: Sequence[Claimed], slots: asyncio.Semaphore, outcomes: dict[int, BaseException | None]
+    ) -> None: ...
+
+
+AnyHandler = Handler | BatchHandler
+
+
+def build_handlers(ctx: ServiceContext, gateway: TelegramGateway) -> dict[str, AnyHandler]:
     async def grant_access(p: dict[str, Any]) -> None:
         await access.grant_access(ctx, gateway, p)
 
@@ -32,25 +46,6 @@ def build_handlers(ctx: ServiceContext, gateway: TelegramGateway) -> dict[str, H
                 .where(InviteLink.link == str(p["link"]), InviteLink.revoked_at.is_(None))
                 .values(revoked_at=ctx.clock.now())
             )
-
-    async def kick(p: dict[str, Any]) -> None:
-        """Remove a member, checked at the last moment: never one who regained access, nor an admin."""
-        chat_id, user_id = int(p["chat_id"]), int(p["user_id"])
-        guarded = bool(p.get("guard", True))  # an operator's explicit removal is not second-guessed
-        if guarded:
-            async with ctx.db.sessions() as session:
-                regained = await subscriptions.has_access(session, user_id, chat_id, ctx.clock.now())
-            if regained:
-                async with ctx.transaction() as session:
-                    await memberships.set_state(
-                        session, user_id, chat_id, "joined", "renewed", ctx.clock.now()
-                    )
-                return
-        status = str(getattr(await gateway.get_chat_member(chat_id, user_id), "status", ""))
-        if status in ("creator", "administrator", "left", "kicked"):
-            log.info("kick of %s in %s skipped: status %s", user_id, chat_id, status)
-            return
-        await gateway.kick(chat_id, user_id)
 
     async def remind(p: dict[str, Any]) -> None:
         sub = await lifecycle.still_due(ctx, int(p["sub_id"]), str(p["ends_at"]))
@@ -94,7 +89,7 @@ def build_handlers(ctx: ServiceContext, gateway: TelegramGateway) -> dict[str, H
     return {
         "grant_access": grant_access,
         "revoke_link": revoke_link,
-        "kick": kick,
+        "kick": Kicks(ctx, gateway),
         "approve_join": approve_join,
         "decline_join": decline_join,
         "send_message": send_message,

@@ -6,17 +6,19 @@ import asyncio
 import logging
 import os
 import socket
-from datetime import timedelta
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from subbot.services.context import ServiceContext
 from subbot.store import outbox
 from subbot.telegram.errors import GatewayError
-from subbot.workers.jobs import Handler, mark_blocked
+from subbot.workers.jobs import AnyHandler, BatchHandler, Handler, mark_blocked
 
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=5)
+FLUSH_SECONDS = 1.0  # a batch still running records what it settled at this interval
 
 
 def backoff(attempt: int) -> timedelta:
@@ -28,7 +30,7 @@ class OutboxWorker:
     def __init__(
         self,
         ctx: ServiceContext,
-        handlers: dict[str, Handler],
+        handlers: dict[str, AnyHandler],
         *,
         concurrency: int = 4,
         batch: int | None = None,
@@ -38,54 +40,168 @@ class OutboxWorker:
         self.handlers = handlers
         self.name = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"[:64]
         self.concurrency = concurrency
-        # A small batch per pass (twice the concurrency) leaves work for the other instances to claim.
+        # A small batch per pass (twice the concurrency) leaves work for the other instances to claim;
+        # while passes come back full (a backlog), each claims twice as many, up to sixteen times that, so
+        # the per-pass bookkeeping (claim, guards, finish) is shared by more jobs.
         self.batch = batch or concurrency * 2
+        self.max_batch = self.batch * 16
+        self._claim_size = self.batch
         self.idle_poll = idle_poll
         self.processed = 0
         self._stop = asyncio.Event()
 
     async def run_once(self) -> int:
-        """Claim and perform what is due now; returns how many jobs were attempted."""
+        """Claim and perform what is due now; returns how many jobs were attempted.
+
+        Settled jobs are recorded together, the successes in one statement: when the batch ends (or is
+        cancelled: what finished is still recorded), and every ``FLUSH_SECONDS`` while a long batch
+        (rate-limited sends) runs. A crash before that record means those jobs run again after the
+        lease, as a crash between a job and its own commit always did; the flush keeps that window short.
+        """
         now = self.ctx.clock.now()
+        size = self._claim_size
         async with self.ctx.db.write() as session:
-            claimed = await outbox.claim_batch(session, self.name, now, LEASE, self.batch)
-        sem = asyncio.Semaphore(self.concurrency)
-
-        async def one(job: outbox.Claimed) -> None:
-            async with sem:
-                await self._perform(job)
-
-        await asyncio.gather(*(one(j) for j in claimed))
+            claimed = await outbox.claim_batch(session, self.name, now, LEASE, size)
+        self._claim_size = min(size * 2, self.max_batch) if len(claimed) == size else self.batch
+        if not claimed:
+            return 0
+        outcomes: dict[int, BaseException | None] = {}
+        recorded: set[int] = set()
+        slots = asyncio.Semaphore(self.concurrency)
+        batch_over = asyncio.Event()
+        flusher = asyncio.create_task(self._flush_while(batch_over, claimed, outcomes, recorded))
+        try:
+            # Lower priority numbers first, even inside one batch: a claim that reaches past the last
+            # removal into the expiry notices must not let the notices take the removals' sending tokens.
+            for level in sorted({job.priority for job in claimed}):
+                group = [job for job in claimed if job.priority == level]
+                await asyncio.gather(*self._performers(group, slots, outcomes))
+        finally:
+            batch_over.set()
+            await asyncio.shield(self._wrap_up(flusher, claimed, outcomes, recorded))
         return len(claimed)
 
-    async def _perform(self, job: outbox.Claimed) -> None:
-        handler = self.handlers.get(job.kind)
-        state, error, retry_at = "done", None, None
+    async def _flush_while(
+        self,
+        batch_over: asyncio.Event,
+        claimed: Sequence[outbox.Claimed],
+        outcomes: dict[int, BaseException | None],
+        recorded: set[int],
+    ) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(batch_over.wait(), FLUSH_SECONDS)
+                return
+            except TimeoutError:
+                await self._finish(claimed, outcomes, recorded)
+
+    async def _wrap_up(
+        self,
+        flusher: asyncio.Task[None],
+        claimed: Sequence[outbox.Claimed],
+        outcomes: dict[int, BaseException | None],
+        recorded: set[int],
+    ) -> None:
         try:
-            if handler is None:
-                raise GatewayError(f"no handler for job kind {job.kind!r}", permanent=True)
-            await handler(dict(job.payload))
-        except GatewayError as exc:
-            error = exc.reason
-            if exc.permanent or job.attempts >= job.max_attempts:
-                state = "dead"
-                await self._on_permanent(job.payload, exc)
+            await flusher
+        finally:
+            await self._finish(claimed, outcomes, recorded)
+
+    def _performers(
+        self,
+        claimed: Sequence[outbox.Claimed],
+        slots: asyncio.Semaphore,
+        outcomes: dict[int, BaseException | None],
+    ) -> list[Awaitable[None]]:
+        batches: dict[str, list[outbox.Claimed]] = {}
+        singles: list[Awaitable[None]] = []
+        for job in claimed:
+            handler = self.handlers.get(job.kind)
+            if hasattr(
+                handler, "perform_batch"
+            ):  # a BatchHandler (hasattr: isinstance on a Protocol is slow)
+                batches.setdefault(job.kind, []).append(job)
             else:
-                state = "pending"
-                delay = timedelta(seconds=exc.retry_after) if exc.retry_after else backoff(job.attempts)
-                retry_at = self.ctx.clock.now() + delay
-        except Exception as exc:  # a bug in a handler must not kill the worker; the job is retried
-            log.exception("outbox job %s (%s) failed", job.id, job.kind)
-            error = f"{exc.__class__.__name__}: {exc}"
-            state = "dead" if job.attempts >= job.max_attempts else "pending"
-            retry_at = self.ctx.clock.now() + backoff(job.attempts)
+                singles.append(self._one(job, handler, slots, outcomes))
+        batched = [self._batch(jobs, slots, outcomes) for jobs in batches.values()]
+        return [*batched, *singles]
+
+    async def _one(
+        self,
+        job: outbox.Claimed,
+        handler: Handler | None,
+        slots: asyncio.Semaphore,
+        outcomes: dict[int, BaseException | None],
+    ) -> None:
+        async with slots:
+            try:
+                if handler is None:
+                    raise GatewayError(f"no handler for job kind {job.kind!r}", permanent=True)
+                await handler(dict(job.payload))
+            except Exception as exc:  # recorded per job; a bug in a handler must not kill the worker
+                outcomes[job.id] = exc
+            else:
+                outcomes[job.id] = None
+
+    async def _batch(
+        self,
+        jobs: Sequence[outbox.Claimed],
+        slots: asyncio.Semaphore,
+        outcomes: dict[int, BaseException | None],
+    ) -> None:
+        handler = cast(BatchHandler, self.handlers[jobs[0].kind])
+        try:
+            await handler.perform_batch(jobs, slots, outcomes)
+        except Exception as exc:  # the batch's own bookkeeping failed: every job not yet settled is retried
+            for job in jobs:
+                outcomes.setdefault(job.id, exc)
+
+    async def _finish(
+        self,
+        claimed: Sequence[outbox.Claimed],
+        outcomes: dict[int, BaseException | None],
+        recorded: set[int],
+    ) -> None:
+        """Record the jobs settled since the last record: successes in one statement, failures one by one."""
+        now = self.ctx.clock.now()
+        done: list[int] = []
+        failed: list[tuple[outbox.Claimed, str, str, datetime | None]] = []
+        for job in claimed:
+            if job.id not in outcomes or job.id in recorded:
+                continue  # still running (or interrupted: its lease runs out and it is taken again)
+            exc = outcomes[job.id]
+            if exc is None:
+                done.append(job.id)
+                continue
+            state, error, retry_at = self._failure(job, exc, now)
+            failed.append((job, state, error, retry_at))
+            if isinstance(exc, GatewayError) and state == "dead":
+                await self._on_permanent(job.payload, exc)
+        if not done and not failed:
+            return
         async with self.ctx.db.write() as session:
-            await outbox.finish(
-                session, job.id, self.name, self.ctx.clock.now(), state=state, error=error, retry_at=retry_at
-            )
-        self.processed += 1
-        if state != "done":
+            await outbox.finish_done(session, done, self.name, now)
+            for job, state, error, retry_at in failed:
+                await outbox.finish(
+                    session, job.id, self.name, now, state=state, error=error, retry_at=retry_at
+                )
+        recorded.update(done)
+        recorded.update(job.id for job, *_ in failed)
+        self.processed += len(done) + len(failed)
+        for job, state, error, _ in failed:
             log.warning("outbox job %s (%s) -> %s: %s", job.id, job.kind, state, error)
+
+    def _failure(
+        self, job: outbox.Claimed, exc: BaseException, now: datetime
+    ) -> tuple[str, str, datetime | None]:
+        if isinstance(exc, GatewayError):
+            if exc.permanent or job.attempts >= job.max_attempts:
+                return "dead", exc.reason, None
+            delay = timedelta(seconds=exc.retry_after) if exc.retry_after else backoff(job.attempts)
+            return "pending", exc.reason, now + delay
+        log.error("outbox job %s (%s) failed", job.id, job.kind, exc_info=exc)
+        state = "dead" if job.attempts >= job.max_attempts else "pending"
+        return state, f"{exc.__class__.__name__}: {exc}", now + backoff(job.attempts)
 
     async def _on_permanent(self, payload: dict[str, Any], exc: GatewayError) -> None:
         if exc.blocked_by_user:

@@ -351,8 +351,11 @@ async def test_three_instances_share_sweeps_and_outbox_and_do_everything_once(
         calls = sandbox.calls
         assert [c for c in calls if not c.ok] == []
         assert Counter(c.method for c in calls)["setWebhook"] == INSTANCES  # each one in webhook mode
+        # Removals look the chat's administrators up once per instance (cached), not each member.
         looked_up = Counter(_uid(c, "user_id") for c in calls if c.method == "getChatMember")
-        assert {u: looked_up[u] for u in people.ending} == dict.fromkeys(people.ending, 1), looked_up
+        assert not set(looked_up) & set(people.ending), looked_up
+        admin_lists = [c for c in calls if c.method == "getChatAdministrators"]
+        assert 1 <= len(admin_lists) <= INSTANCES, len(admin_lists)
         bans = Counter(_uid(c, "user_id") for c in calls if c.method == "banChatMember")
         unbans = Counter(_uid(c, "user_id") for c in calls if c.method == "unbanChatMember")
         assert bans == Counter(people.expired), bans
