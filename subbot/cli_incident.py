@@ -56,25 +56,24 @@ def _run(work: Callable[[Incidents], Awaitable[T]]) -> T:
     from sqlalchemy.exc import SQLAlchemyError
 
     from subbot.cli import load_or_exit
+    from subbot.cli_ops import with_db
     from subbot.domain.clock import SystemClock
     from subbot.ops.incidents.model import IncidentError
     from subbot.ops.incidents.service import Incidents
-    from subbot.store.db import create_database
-    from subbot.store.migrate import SchemaState, schema_state
+    from subbot.store.db import Database
 
     settings = load_or_exit()
 
-    async def go() -> T:
-        db = create_database(settings.database_url, pooler=not settings.database_statement_cache_enabled)
+    async def on_service(db: Database) -> T:
         service = Incidents.from_settings(settings, db, SystemClock())
         try:
-            state, _ = await schema_state(db)
-            if state is not SchemaState.CURRENT:
-                raise _fail(f"the database schema is {state.value}: run `subbot migrate` first", 2)
             return await work(service)
         finally:
             await service.aclose()
-            await db.dispose()
+
+    async def go() -> T:
+        result: T = await with_db(settings, on_service)
+        return result
 
     try:
         return asyncio.run(go())

@@ -20,7 +20,7 @@ from aiogram.types import (
     Message,
     TelegramObject,
 )
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from subbot.bot.admin_incidents import COMMANDS as INCIDENT_COMMANDS
 from subbot.bot.admin_incidents import incident_command
@@ -33,6 +33,7 @@ from subbot.services.members import MemberError, MemberSummary
 from subbot.services.refunds import RefundRefused, refund_order
 from subbot.store import subscriptions
 from subbot.store.models import Payment, Subscription, User
+from subbot.store.subscriptions import active_at
 from subbot.telegram.errors import GatewayError
 from subbot.telegram.gateway import TelegramGateway
 
@@ -122,9 +123,7 @@ class PanelCounts:
 
 async def panel_counts(ctx: ServiceContext) -> PanelCounts:
     now = ctx.clock.now()
-    active = (Subscription.status == "active") & or_(
-        Subscription.ends_at.is_(None), Subscription.ends_at > now
-    )
+    active = active_at(now)
     counts = PanelCounts()
     async with ctx.db.sessions() as session:
         counts.users = int(await session.scalar(select(func.count()).select_from(User)) or 0)

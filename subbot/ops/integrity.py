@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from subbot.ops.data.common import snapshot
-from subbot.ops.data.integrity_checks import CHECKS, Check, CheckContext, Finding, active_now
+from subbot.ops.data.integrity_checks import CHECKS, Check, CheckContext, Finding
 from subbot.store.db import Database
 from subbot.store.models import (
     AuditEntry,
@@ -25,6 +25,7 @@ from subbot.store.models import (
     Subscription,
     User,
 )
+from subbot.store.subscriptions import active_at
 
 __all__ = ["CHECKS", "Check", "Finding", "IntegrityReport", "render", "verify_integrity"]
 FIX_ACTOR = "verify_data_integrity --fix"
@@ -109,7 +110,7 @@ async def requeue_dead_grants(db: Database, now: datetime) -> list[str]:
                 continue
             user = await session.get(User, user_id)
             active = await session.scalar(
-                select(Subscription.id).where(Subscription.user_id == user_id, active_now(now)).limit(1)
+                select(Subscription.id).where(Subscription.user_id == user_id, active_at(now)).limit(1)
             )
             if user is None or not (user.is_whitelisted or active is not None):
                 continue

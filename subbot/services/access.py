@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
-from sqlalchemy import bindparam, insert, or_, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from subbot.domain.subscriptions import days_left
 from subbot.services.context import ServiceContext
 from subbot.store import memberships, outbox, subscriptions, users
 from subbot.store.models import AuditEntry, InviteLink, Membership, Order, Subscription
+from subbot.store.subscriptions import active_at
 from subbot.store.types import UTCDateTime
 from subbot.telegram.gateway import TelegramGateway
 
@@ -93,8 +94,7 @@ _ACTIVE_END = (
     select(Subscription.ends_at)
     .where(
         Subscription.user_id == bindparam("p_user"),
-        Subscription.status == "active",
-        or_(Subscription.ends_at.is_(None), Subscription.ends_at > _NOW),
+        active_at(_NOW),
     )
     .order_by(Subscription.ends_at.desc())
     .limit(1)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from subbot.services.context import ServiceContext
 from subbot.store import memberships, outbox, subscriptions
 from subbot.store.models import PlanChat, Subscription, User
+from subbot.store.subscriptions import active_at
 
 
 async def revoke_subscription(
@@ -89,8 +90,7 @@ async def still_covered(
         .where(
             Subscription.user_id.in_(user_ids),
             PlanChat.chat_id.in_(chat_ids),
-            Subscription.status == "active",
-            or_(Subscription.ends_at.is_(None), Subscription.ends_at > now),
+            active_at(now),
         )
     )
     covered = {(int(u), int(c)) for u, c in (await session.execute(stmt)).all()}

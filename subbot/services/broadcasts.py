@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from subbot.services.context import ServiceContext
 from subbot.services.members import audit
 from subbot.store.models import Broadcast, Flag, OutboxJob, Subscription, User
+from subbot.store.subscriptions import active_at
 from subbot.telegram.errors import GatewayError
 from subbot.telegram.gateway import TelegramGateway
 
@@ -111,8 +112,7 @@ def set_rate(rate: float) -> None:
 def _active_sub(now: datetime) -> Any:
     return and_(
         Subscription.user_id == User.id,
-        Subscription.status == "active",
-        or_(Subscription.ends_at.is_(None), Subscription.ends_at > now),
+        active_at(now),
     )
 
 

@@ -54,13 +54,6 @@ def now_of(clock: Clock | None) -> datetime:
     return (clock or SystemClock()).now()
 
 
-def current_sub(now: datetime) -> Any:
-    """A subscription that gives access at ``now`` (same rule as ``subbot.store.subscriptions``)."""
-    return and_(
-        Subscription.status == "active", or_(Subscription.ends_at.is_(None), Subscription.ends_at > now)
-    )
-
-
 def access_end() -> Any:
     """When a subscription's access ended or ends: a revocation ends it at the revoke (its ``updated_at``)."""
     revoked_early = and_(

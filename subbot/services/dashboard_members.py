@@ -25,7 +25,6 @@ from subbot.services.dashboard_common import (
     MemberStatus,
     Paging,
     clean_text,
-    current_sub,
     like_escape,
     now_of,
     page_count,
@@ -34,6 +33,7 @@ from subbot.services.dashboard_common import (
 )
 from subbot.store.db import Database
 from subbot.store.models import Subscription, User
+from subbot.store.subscriptions import active_at
 
 _USERNAME_PREFIX = re.compile(r"^[a-z0-9_]{1,32}$")  # Telegram usernames: letters, digits, underscore
 MAX_ID = 2**63 - 1
@@ -147,7 +147,7 @@ def status_filter(status: MemberStatus | None, plan: str | None, now: datetime, 
     elif status is MemberStatus.EXPIRED:
         conditions += [
             ~whitelisted,
-            uid.not_in(select(s.user_id).where(current_sub(now))),
+            uid.not_in(select(s.user_id).where(active_at(now))),
             uid.in_(select(s.user_id)),
         ]
     elif status is MemberStatus.NEVER:

@@ -13,10 +13,11 @@ from sqlalchemy import and_, case, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from subbot.domain.clock import Clock, ensure_utc
-from subbot.services.dashboard_common import QueryError, access_end, current_sub, format_minor
+from subbot.services.dashboard_common import QueryError, access_end, format_minor
 from subbot.services.dashboard_series import FAILED_ORDER_STATES, active_members, counted, day_ends, money
 from subbot.store.db import Database
 from subbot.store.models import Order, OutboxJob, Payment, RefundRow, Subscription, User
+from subbot.store.subscriptions import active_at
 
 MAX_DAYS = 366
 
@@ -85,7 +86,7 @@ def _whitelisted_ids() -> Any:
 
 
 async def _active(session: AsyncSession, now: datetime) -> int:
-    holders = select(Subscription.user_id).where(current_sub(now))
+    holders = select(Subscription.user_id).where(active_at(now))
     stmt = (
         select(func.count()).select_from(User).where(or_(User.is_whitelisted == true(), User.id.in_(holders)))
     )
@@ -125,7 +126,7 @@ async def _churned(session: AsyncSession, now: datetime) -> tuple[int, int]:
     ).where(
         end >= now - timedelta(days=30),
         end <= now,
-        s.user_id.not_in(select(s.user_id).where(current_sub(now))),
+        s.user_id.not_in(select(s.user_id).where(active_at(now))),
         s.user_id.not_in(_whitelisted_ids()),
     )
     row = (await session.execute(stmt)).one()

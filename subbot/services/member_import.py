@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +30,7 @@ from subbot.domain.plans import Plan
 from subbot.services.context import ServiceContext
 from subbot.services.members import audit
 from subbot.store.models import Membership, PlanChat, Subscription, User
+from subbot.store.subscriptions import active_at
 
 MAX_JSON_BYTES = 200 * 1024 * 1024  # JSON is read whole; CSV and plain lists stream, whatever their size
 MAX_ID = 2**53  # Telegram user ids fit in 52 bits; anything beyond is not an id
@@ -634,10 +635,6 @@ def _export_people(walker: _Json, out: list[Candidate | Problem], notes: list[st
 
 
 # ------------------------------------------------------------------------------------------ applying
-def _active(now: datetime) -> ColumnElement[bool]:
-    return (Subscription.status == "active") & or_(Subscription.ends_at.is_(None), Subscription.ends_at > now)
-
-
 def resolve(ctx: ServiceContext, options: ImportOptions) -> tuple[Plan, tuple[int, ...]]:
     if not ctx.plans:
         raise ImportOptionError("no plans are configured")
@@ -675,7 +672,7 @@ async def _apply_batch(
         (
             await session.scalars(
                 select(Subscription.user_id).where(
-                    Subscription.user_id.in_(ids), Subscription.plan_code == plan.code, _active(now)
+                    Subscription.user_id.in_(ids), Subscription.plan_code == plan.code, active_at(now)
                 )
             )
         ).all()
@@ -789,7 +786,7 @@ def _access_count(chat_id: int, now: datetime, ids: list[int] | None) -> Any:
     paid = (
         select(Subscription.user_id)
         .join(PlanChat, PlanChat.plan_code == Subscription.plan_code)
-        .where(PlanChat.chat_id == chat_id, _active(now))
+        .where(PlanChat.chat_id == chat_id, active_at(now))
     )
     stmt = select(func.count()).select_from(User).where(or_(User.is_whitelisted, User.id.in_(paid)))
     return stmt.where(User.id.in_(ids)) if ids is not None else stmt

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from subbot.services.context import ServiceContext
 from subbot.services.members import audit
 from subbot.store import memberships, outbox, subscriptions
 from subbot.store.models import Membership, PlanChat, Subscription, User
+from subbot.store.subscriptions import active_at
 from subbot.telegram.errors import GatewayError
 
 log = logging.getLogger(__name__)
@@ -81,9 +82,7 @@ class SyncReport:
 
 async def _known_people(session: AsyncSession, chat_id: int, now: datetime) -> tuple[list[int], set[int]]:
     """(everyone to check, those with access): membership rows for the chat plus people with access."""
-    active = (Subscription.status == "active") & or_(
-        Subscription.ends_at.is_(None), Subscription.ends_at > now
-    )
+    active = active_at(now)
     paid = set(
         (
             await session.scalars(

@@ -20,10 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from subbot.domain.plans import MAX_DESCRIPTION, MAX_TITLE, Plan, PlanError, parse_plan
 from subbot.services.context import ServiceContext
-from subbot.services.dashboard_common import current_sub
 from subbot.services.members import audit
 from subbot.store import plans as plan_store
 from subbot.store.models import PlanChat, Subscription
+from subbot.store.subscriptions import active_at
 
 RELOAD_SECONDS = 30.0
 _WHOLE = re.compile(r"[0-9]{1,9}")
@@ -106,7 +106,7 @@ def _sentence(text: str) -> str:
 
 async def _current_members(session: AsyncSession, code: str, now: datetime) -> int:
     count = await session.scalar(
-        select(func.count()).select_from(Subscription).where(Subscription.plan_code == code, current_sub(now))
+        select(func.count()).select_from(Subscription).where(Subscription.plan_code == code, active_at(now))
     )
     return int(count or 0)
 
@@ -120,7 +120,7 @@ async def summaries(ctx: ServiceContext) -> list[PlanSummary]:
             (
                 await session.execute(
                     select(Subscription.plan_code, func.count())
-                    .where(current_sub(now))
+                    .where(active_at(now))
                     .group_by(Subscription.plan_code)
                 )
             ).all()

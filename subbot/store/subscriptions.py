@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from subbot.store.models import PlanChat, Subscription, User
 
 
-def _active(now: datetime) -> object:
-    return (Subscription.status == "active") & or_(Subscription.ends_at.is_(None), Subscription.ends_at > now)
+def active_at(now: Any) -> ColumnElement[bool]:
+    """A subscription that gives access at ``now`` (a datetime or a bind parameter): active, not yet ended."""
+    return and_(
+        Subscription.status == "active", or_(Subscription.ends_at.is_(None), Subscription.ends_at > now)
+    )
 
 
 async def active_for_user(session: AsyncSession, user_id: int, now: datetime) -> list[Subscription]:
     stmt = (
         select(Subscription)
-        .where(Subscription.user_id == user_id, _active(now))  # type: ignore[arg-type]
+        .where(Subscription.user_id == user_id, active_at(now))
         .order_by(Subscription.ends_at.desc())
     )
     return list((await session.scalars(stmt)).all())
@@ -31,7 +35,7 @@ async def current_for_plan(
         .where(
             Subscription.user_id == user_id,
             Subscription.plan_code == plan_code,
-            _active(now),  # type: ignore[arg-type]
+            active_at(now),
         )
         .with_for_update()
         .limit(1)
@@ -47,7 +51,7 @@ async def has_access(session: AsyncSession, user_id: int, chat_id: int, now: dat
     stmt = (
         select(Subscription.id)
         .join(PlanChat, PlanChat.plan_code == Subscription.plan_code)
-        .where(Subscription.user_id == user_id, PlanChat.chat_id == chat_id, _active(now))  # type: ignore[arg-type]
+        .where(Subscription.user_id == user_id, PlanChat.chat_id == chat_id, active_at(now))
         .limit(1)
     )
     return (await session.scalar(stmt)) is not None

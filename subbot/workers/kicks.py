@@ -26,13 +26,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from subbot.services.context import ServiceContext
 from subbot.store import memberships
 from subbot.store.models import Membership, PlanChat, Subscription, User
 from subbot.store.outbox import Claimed
+from subbot.store.subscriptions import active_at
 from subbot.telegram.errors import GatewayError
 from subbot.telegram.gateway import TelegramGateway
 
@@ -185,8 +186,7 @@ def _guards_statement() -> Any:
         .where(
             Subscription.user_id == Membership.user_id,
             PlanChat.chat_id == Membership.chat_id,
-            Subscription.status == "active",
-            or_(Subscription.ends_at.is_(None), Subscription.ends_at > now),
+            active_at(now),
         )
         .exists()
     )

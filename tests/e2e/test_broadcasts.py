@@ -151,11 +151,13 @@ async def _status_is(app: SubbotApp, broadcast_id: int, status: str) -> bool:
 
 
 async def test_resumed_after_a_restart_without_duplicates(world: World) -> None:
-    app = await world.start(broadcast_rate=15)
+    # Workers start after the manual queuing below: the broadcast sweep must not queue all 30 first.
+    app = await world.start(workers=False, broadcast_rate=15)
     members = await seed(world, app, ["active"] * 30)
     text = "Restart-proof announcement"
     b = await broadcasts.create(app.ctx, text, "active", None, "test")
     assert await broadcasts.queue_some(app.ctx, limit=10) == 10  # a third queued; the rest is left to sweeps
+    await app.start_workers()
     await wait_for(lambda: delivered(world, members, text) >= 5, timeout=10)
     await world.stop(app)  # mid-way: jobs claimed but not sent stay leased, the rest maybe not queued yet
     before = delivered(world, members, text)

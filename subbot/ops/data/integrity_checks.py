@@ -23,6 +23,7 @@ from subbot.store.models import (
     Subscription,
     User,
 )
+from subbot.store.subscriptions import active_at
 from subbot.store.types import UTCDateTime
 
 ACCESS_SOURCES = ("payment", "grant", "import", "lifetime")
@@ -51,12 +52,6 @@ class CheckContext:
     limit: int
 
 
-def active_now(now: datetime) -> Any:
-    return and_(
-        Subscription.status == "active", or_(Subscription.ends_at.is_(None), Subscription.ends_at > now)
-    )
-
-
 async def _rows(c: CheckContext, stmt: Any) -> tuple[list[Any], bool]:
     rows = list((await c.conn.execute(stmt.limit(c.limit + 1))).all())
     return rows[: c.limit], len(rows) > c.limit
@@ -72,7 +67,7 @@ async def check_access_without_source(c: CheckContext, check: Check) -> None:
             Subscription.source,
             Subscription.order_id,
         )
-        .where(active_now(c.now))
+        .where(active_at(c.now))
         .where(or_(Subscription.source.not_in(ACCESS_SOURCES), and_(Subscription.source == "payment", ~paid)))
         .order_by(Subscription.id)
     )
@@ -114,9 +109,7 @@ async def check_payment_without_subscription(c: CheckContext, check: Check) -> N
 
 async def _members(c: CheckContext) -> list[Any]:
     """Joined memberships in plan chats of non-whitelisted members, with what their access looks like."""
-    sub_active = and_(
-        Subscription.status == "active", or_(Subscription.ends_at.is_(None), Subscription.ends_at > c.now)
-    )
+    sub_active = active_at(c.now)
     # when access through a subscription ended: its end, or when it was revoked (whichever came first)
     ended = case(
         (
