@@ -50,7 +50,7 @@ from sqlalchemy import func, insert, select
 
 from bench import roles
 from bench.dbs import fresh_database, migrated
-from bench.loadgen import REQUEST_TIMEOUT, LoadResult
+from bench.loadgen import REQUEST_TIMEOUT, LoadResult, no_gc_pauses
 from bench.procs import BenchError, Child
 from bench.webhook_ingest import _runner, free_port, load_average, machine, profile_summary
 from subbot.domain.plans import load_plans
@@ -254,9 +254,10 @@ async def closed_loop(
             for d in pending:  # shared iterator: each delivery is sent once
                 await _post(session, url, d, result, outcomes)
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        result.wall = time.perf_counter() - t0
+        with no_gc_pauses():  # this process's collector stays out of the latencies (bench/loadgen.py)
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            result.wall = time.perf_counter() - t0
     return result, outcomes
 
 
@@ -273,9 +274,10 @@ async def duplicate_storm(
             for d in pending:
                 await asyncio.gather(*(_post(session, url, d, result, outcomes) for _ in range(copies)))
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(max(1, concurrency // copies))))
-        result.wall = time.perf_counter() - t0
+        with no_gc_pauses():
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(max(1, concurrency // copies))))
+            result.wall = time.perf_counter() - t0
     return result, outcomes
 
 

@@ -396,8 +396,10 @@ def print_report(report: Report, opts: Options) -> None:
         f"{m['load_before']} before, {m.get('load_after', '?')} after (anything else running competes for "
         "the same cores)\n"
         f"fairness: the server under test, the Telegram sandbox and this load generator are three separate "
-        f"processes; each server is one asyncio process run the same way (plain asyncio loop, uvicorn with "
-        f"httptools, no access log), one at a time, against the same sandbox, with the same updates, N="
+        f"processes (the generator's and the sandbox's garbage collectors are kept out of the measured "
+        f"phases, bench/loadgen.py); each server is one asyncio process run the same way (plain asyncio "
+        f"loop, uvicorn with httptools, no access log), one at a time, against the same sandbox, with the "
+        f"same updates, N="
         f"{opts.n} and concurrency {opts.concurrency}. The sandbox does the same work for both bots. "
         f"subbot runs with its production logging (LOG_LEVEL={opts.log_level or 'INFO (default)'}); the "
         f"bare bot logs nothing. The CPU columns show who was busy: on {m['nproc']} cores the three "
@@ -419,6 +421,11 @@ def print_report(report: Report, opts: Options) -> None:
             f"(aim < {AIM_STEADY_P99 * 1000:.0f} ms): {'[green]met[/]' if ok_p99 else '[red]not met[/]'}"
             f" (worst client send lag {steady.max_lag_ms:.1f} ms)"
         )
+        if steady.max_lag_ms > 20:
+            console.print(
+                "[yellow]the load generator itself sent some requests over 20 ms late: those latencies "
+                "include its own stall (another process on the cores?), not only the server's[/]"
+            )
     if report.sandbox_violations:
         console.print(f"[yellow]sandbox violations ({len(report.sandbox_violations)}):[/]")
         for v in report.sandbox_violations[:10]:

@@ -105,6 +105,7 @@ class SubbotApp:
                 clock=self.clock,
             )
         self.dispatcher = Dispatcher(
+            disable_fsm=True,  # no handler keeps conversation state: skips a storage lookup per update
             ctx=self.ctx,
             gateway=self.gateway,
             app=self,

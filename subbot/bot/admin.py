@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import (
     CallbackQuery,
@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 
 from subbot.bot.admin_incidents import COMMANDS as INCIDENT_COMMANDS
 from subbot.bot.admin_incidents import incident_command
+from subbot.bot.filters import data_prefix, private_chat
 from subbot.domain.money import Money
 from subbot.domain.subscriptions import days_left
 from subbot.payments.airwallex.client import AirwallexClient
@@ -465,12 +466,12 @@ async def is_admin(event: TelegramObject, ctx: ServiceContext) -> bool:
 
 def build_router() -> Router:
     router = Router(name="admin")
-    router.message.filter(F.chat.type == "private", is_admin)
+    router.message.filter(private_chat, is_admin)
     router.callback_query.filter(is_admin)
     router.message.register(admin_panel, Command("admin"))
     router.message.register(user_card, Command("user"))
     router.message.register(text_action, Command(*TEXT_ACTIONS))
-    router.callback_query.register(on_button, F.data.startswith("adm:"))
+    router.callback_query.register(on_button, data_prefix("adm:"))
     router.message.register(maintenance_command, Command("maintenance"))
     router.message.register(incident_command, Command(*INCIDENT_COMMANDS))  # /incidents, /ack, …
     return router

@@ -12,10 +12,11 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, TelegramObject
 
+from subbot.bot.filters import data_is, data_prefix, private_chat
 from subbot.services import broadcasts
 from subbot.services.broadcasts import BroadcastError
 from subbot.services.context import ServiceContext
@@ -78,7 +79,7 @@ def _keyboard(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup:
 def build_router() -> Router:
     drafts = Drafts()
     router = Router(name="broadcast")
-    router.message.filter(F.chat.type == "private", is_admin)
+    router.message.filter(private_chat, is_admin)
     router.callback_query.filter(is_admin)
 
     async def begin(message: Message, gateway: TelegramGateway) -> None:
@@ -214,7 +215,7 @@ def build_router() -> Router:
     router.message.register(stop, Command("broadcast_cancel"))
     router.message.register(cancel_draft, Command("cancel"), has_draft)
     router.message.register(take_text, awaiting_text)
-    router.callback_query.register(choose_segment, F.data.startswith("bcast:seg:"))
-    router.callback_query.register(confirm, F.data == "bcast:ok")
-    router.callback_query.register(drop, F.data == "bcast:no")
+    router.callback_query.register(choose_segment, data_prefix("bcast:seg:"))
+    router.callback_query.register(confirm, data_is("bcast:ok"))
+    router.callback_query.register(drop, data_is("bcast:no"))
     return router

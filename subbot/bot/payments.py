@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, PreCheckoutQuery
 
+from subbot.bot.filters import data_prefix, payment_received
 from subbot.payments.airwallex.client import AirwallexClient
 from subbot.services import card_checkout, checkout, payments
 from subbot.services.context import ServiceContext
@@ -169,10 +170,10 @@ async def successful_payment(message: Message, ctx: ServiceContext, gateway: Tel
 
 def build_router() -> Router:
     router = Router(name="payments")
-    router.callback_query.register(choose_plan, F.data.startswith("plan:"))
-    router.callback_query.register(pay_with_stars, F.data.startswith("pay:stars:"))
-    router.callback_query.register(pay_with_card, F.data.startswith("pay:card:"))
-    router.callback_query.register(i_have_paid, F.data.startswith("paid:"))
+    router.callback_query.register(choose_plan, data_prefix("plan:"))
+    router.callback_query.register(pay_with_stars, data_prefix("pay:stars:"))
+    router.callback_query.register(pay_with_card, data_prefix("pay:card:"))
+    router.callback_query.register(i_have_paid, data_prefix("paid:"))
     router.pre_checkout_query.register(pre_checkout)
-    router.message.register(successful_payment, F.successful_payment)
+    router.message.register(successful_payment, payment_received)
     return router

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
@@ -31,7 +32,11 @@ def plan_label(plan: Plan) -> str:
 
 
 def plans_keyboard(plans: Iterable[Plan]) -> InlineKeyboardMarkup:
-    rows = [
-        [InlineKeyboardButton(text=plan_label(p), callback_data=f"plan:{p.code}")] for p in plans if p.active
-    ]
+    """A button per active plan; built once per set of plans (a frozen object, shared by every reply)."""
+    return _keyboard(tuple(p for p in plans if p.active))
+
+
+@functools.lru_cache(maxsize=8)  # plans change only when an operator edits them
+def _keyboard(plans: tuple[Plan, ...]) -> InlineKeyboardMarkup:
+    rows = [[InlineKeyboardButton(text=plan_label(p), callback_data=f"plan:{p.code}")] for p in plans]
     return InlineKeyboardMarkup(inline_keyboard=rows)

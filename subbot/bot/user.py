@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command, CommandStart
 from aiogram.types import Message
 
 from subbot.bot import texts
+from subbot.bot.filters import private_chat
 from subbot.domain.subscriptions import days_left
 from subbot.services.context import ServiceContext
 from subbot.store import subscriptions, users
@@ -84,7 +85,7 @@ async def help_(message: Message, gateway: TelegramGateway) -> None:
 
 def build_router() -> Router:
     router = Router(name="user")
-    router.message.filter(F.chat.type == "private")
+    router.message.filter(private_chat)
     router.message.register(start, CommandStart())
     router.message.register(plans, Command("plans", "subscribe"))
     router.message.register(status, Command("status"))

@@ -16,7 +16,13 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.dml import UpdateBase
 
@@ -56,6 +62,8 @@ class Database:
     _lock: asyncio.Lock | None = field(default=None, repr=False)
     _compiled: dict[int, tuple[UpdateBase, _Compiled | None]] = field(default_factory=dict, repr=False)
     _groups: dict[int, tuple[UpdateBase, GroupCommit]] = field(default_factory=dict, repr=False)
+    _hot: AsyncConnection | None = field(default=None, repr=False)  # see _hot_driver
+    _hot_raw: Any = field(default=None, repr=False)
 
     @property
     def dialect(self) -> str:
@@ -96,11 +104,12 @@ class Database:
         arguments = compiled.arguments(params)
         token = _in_write.set(True)
         try:
-            async with self._lock, self.engine.connect() as conn:
-                driver: Any = (await conn.get_raw_connection()).driver_connection  # aiosqlite.Connection
+            async with self._lock:
+                driver = await self._hot_driver()
                 try:
                     await driver.execute_fetchall(compiled.sql, arguments)
                 except sqlite3.Error as exc:
+                    await self._drop_hot(exc)
                     raise DBAPIError.instance(
                         compiled.sql, arguments, exc, sqlite3.Error, dialect=self.engine.dialect
                     ) from exc
@@ -135,8 +144,8 @@ class Database:
         rows = [compiled.arguments(params) for params in many]
         token = _in_write.set(True)
         try:
-            async with self._lock, self.engine.connect() as conn:
-                driver: Any = (await conn.get_raw_connection()).driver_connection  # aiosqlite.Connection
+            async with self._lock:
+                driver = await self._hot_driver()
                 try:
                     await driver.execute_fetchall("BEGIN IMMEDIATE")
                     cursor = await driver.executemany(compiled.sql, rows)
@@ -145,6 +154,7 @@ class Database:
                 except sqlite3.Error as exc:
                     with contextlib.suppress(sqlite3.Error):
                         await driver.execute_fetchall("ROLLBACK")
+                    await self._drop_hot(exc)
                     raise DBAPIError.instance(
                         compiled.sql, rows, exc, sqlite3.Error, dialect=self.engine.dialect
                     ) from exc
@@ -180,7 +190,33 @@ class Database:
         self._compiled[id(statement)] = (statement, entry)  # the statement is kept alive: ids stay unique
         return entry
 
+    async def _hot_driver(self) -> Any:
+        """The aiosqlite connection of the hot-path writes, kept checked out (call under ``_lock``).
+
+        Checking a pooled connection out and back in for every write cost a rollback (another thread round
+        trip) and SQLAlchemy's pool bookkeeping, about a tenth of a ``/start``; the writes it serves are
+        single autocommit statements or explicit BEGIN … COMMIT batches, so nothing is left open on it.
+        """
+        if self._hot is None:
+            self._hot = await self.engine.connect()
+        if self._hot_raw is None:
+            self._hot_raw = (await self._hot.get_raw_connection()).driver_connection
+        return self._hot_raw
+
+    async def _drop_hot(self, exc: sqlite3.Error) -> None:
+        """After an error other than a refused row, start the next write on a fresh connection."""
+        if isinstance(exc, sqlite3.IntegrityError):
+            return
+        await self._close_hot()
+
+    async def _close_hot(self) -> None:
+        hot, self._hot, self._hot_raw = self._hot, None, None
+        if hot is not None:
+            with contextlib.suppress(Exception):
+                await hot.close()
+
     async def dispose(self) -> None:
+        await self._close_hot()
         await self.engine.dispose()
 
 

@@ -15,10 +15,10 @@ if TYPE_CHECKING:
 
 def create_web_app(app: SubbotApp) -> FastAPI:
     web = FastAPI(title="subbot", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
-    web.include_router(telegram_webhook.build_router(app))
     web.include_router(health.build_router(app))
     web.include_router(metrics.build_router(app))
     web.include_router(airwallex_webhook.build_router(app))
     web.include_router(pay_page.build_router(app))
     web.include_router(dashboard.build_router(app))
+    web.add_middleware(telegram_webhook.TelegramWebhook, subbot=app)  # see its docstring
     return web

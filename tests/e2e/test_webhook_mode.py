@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from subbot.app import SubbotApp
 from subbot.config import TELEGRAM_WEBHOOK_PATH
-from subbot.store.models import Payment, Subscription
+from subbot.store.models import Payment, Subscription, User
 from tests.e2e.conftest import World, buttons, text_has, wait_for_async
 from tests.e2e.test_stars_journey import buy
 
@@ -95,3 +96,74 @@ async def test_webhook_refuses_missing_or_wrong_secret(world: World, header: str
             r = await client.post(base + TELEGRAM_WEBHOOK_PATH, json=update, headers=headers)
         assert r.status_code == 401
         assert world.sandbox.messages_to(alice) == []
+
+
+def start_update(user_id: int, update_id: int) -> dict[str, object]:
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": 0,
+            "chat": {"id": user_id, "type": "private"},
+            "from": {"id": user_id, "is_bot": False, "first_name": "Bea"},
+            "text": "/start",
+            "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+        },
+    }
+
+
+async def _known_users(app: SubbotApp) -> int:
+    async with app.db.sessions() as s:
+        return int(await s.scalar(select(func.count()).select_from(User)) or 0)
+
+
+async def test_webhook_refuses_bad_bodies_and_methods_and_changes_nothing(world: World) -> None:
+    async with running(world) as (app, base):
+        bea = world.user("Bea")
+        world.sandbox.world.bot_for(None).started_by.add(bea)  # she wrote to the bot: it may answer her
+        secret = {"X-Telegram-Bot-Api-Secret-Token": app.settings.telegram_webhook_secret}
+        url = base + TELEGRAM_WEBHOOK_PATH
+        users_before = await _known_users(app)
+        async with httpx.AsyncClient() as client:
+            for body in [b"[]", b'"x"', b"", b'{"update_id": "abc"}', b'{"update_id": 1, "message": 5}']:
+                r = await client.post(url, content=body, headers=secret)
+                assert (r.status_code, r.json()) == (400, {"ok": False, "error": "malformed update"}), body
+            broken_utf8 = json.dumps(start_update(bea, 7)).encode().replace(b"Bea", b"B\xff\xfe")
+            assert (await client.post(url, content=broken_utf8, headers=secret)).status_code == 400
+            huge = b'{"update_id": 8, "padding": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+            r = await client.post(url, content=huge, headers=secret)
+            assert (r.status_code, r.json()["error"]) == (413, "body too large")
+            r = await client.get(url, headers=secret)
+            assert r.status_code == 405 and r.headers["allow"] == "POST"
+            # after all that, the same connection pool still gets a real update handled
+            r = await client.post(url, json=start_update(bea, 9), headers=secret)
+            assert (r.status_code, r.json()) == (200, {"ok": True})
+        assert await _known_users(app) == users_before + 1
+        replies = world.sandbox.messages_to(bea)
+        assert len(replies) == 1 and buttons(replies[0])
+
+
+async def test_webhook_answers_503_while_the_database_fails_and_the_redelivery_is_handled(
+    world: World,
+) -> None:
+    async with running(world) as (app, base):
+        bea = world.user("Bea")
+        world.sandbox.world.bot_for(None).started_by.add(bea)  # she wrote to the bot: it may answer her
+        secret = {"X-Telegram-Bot-Api-Secret-Token": app.settings.telegram_webhook_secret}
+        url = base + TELEGRAM_WEBHOOK_PATH
+        async with app.db.write() as s:  # the users table disappears: every /start fails to record its sender
+            await s.execute(text("ALTER TABLE users RENAME TO users_away"))
+        try:
+            async with httpx.AsyncClient() as client:
+                r = await client.post(url, json=start_update(bea, 11), headers=secret)
+            assert (r.status_code, r.json()["error"]) == (503, "temporarily unavailable")
+            assert world.sandbox.messages_to(bea) == []
+        finally:
+            async with app.db.write() as s:
+                await s.execute(text("ALTER TABLE users_away RENAME TO users"))
+        async with httpx.AsyncClient() as client:  # Telegram delivers the same update again
+            r = await client.post(url, json=start_update(bea, 11), headers=secret)
+        assert r.status_code == 200
+        assert len(world.sandbox.messages_to(bea)) == 1
+        async with app.db.sessions() as s:
+            assert await s.get(User, bea) is not None
