@@ -18,7 +18,7 @@ from sqlalchemy import select
 from subbot.domain.clock import Clock, ensure_utc
 from subbot.services.dashboard_common import now_of
 from subbot.services.dashboard_lists import payment_filter, payment_rows, payment_select
-from subbot.services.dashboard_members import USER_COLUMNS, describe
+from subbot.services.dashboard_members import USER_COLUMNS, describe, member_filter
 from subbot.store.db import Database
 from subbot.store.models import Payment, User
 
@@ -74,14 +74,30 @@ def records(rows: Iterable[Sequence[Any]]) -> str:
     return buffer.getvalue()
 
 
-async def members_csv(db: Database, *, clock: Clock | None = None) -> AsyncIterator[str]:
-    """Every member with status, plan and end (as on the Members page), by user id; header first."""
-    yield records([MEMBER_HEADER])
+def members_csv(
+    db: Database,
+    query: str = "",
+    *,
+    status: str | None = None,
+    plan_id: str | None = None,
+    clock: Clock | None = None,
+) -> AsyncIterator[str]:
+    """The members the Members page finds for the same search and filters, with status, plan and end, by
+    user id; header first. Without a search or filter: every member.
+
+    A plain function returning the stream, so bad filters raise ``QueryError`` here, before any response.
+    """
     now = now_of(clock)
+    _kind, where = member_filter(query, status, plan_id, now, db.dialect)
+    return _members(db, where, now)
+
+
+async def _members(db: Database, where: Any, now: datetime) -> AsyncIterator[str]:
+    yield records([MEMBER_HEADER])
     after: int | None = None
     while True:
         async with db.sessions() as session:
-            stmt = select(*USER_COLUMNS).order_by(User.id).limit(BATCH)
+            stmt = select(*USER_COLUMNS).where(where).order_by(User.id).limit(BATCH)
             if after is not None:
                 stmt = stmt.where(User.id > after)
             users = (await session.execute(stmt)).all()

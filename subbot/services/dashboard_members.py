@@ -229,6 +229,15 @@ USER_COLUMNS = (
 )
 
 
+def member_filter(
+    query: str, status: str | None, plan_id: str | None, now: datetime, dialect: str
+) -> tuple[str, Any]:
+    """The search's kind and its WHERE clause on ``users``; an unknown ``status`` raises ``QueryError``."""
+    member_status = parse_status(status)
+    kind, text = _text_filter(query, dialect)
+    return kind, and_(text, status_filter(member_status, plan_id or None, now, dialect))
+
+
 async def search_members(
     db: Database,
     query: str = "",
@@ -246,11 +255,9 @@ async def search_members(
     ``%`` and ``_`` match themselves. ``plan_id`` is a plan code (plans are keyed by code). Unknown
     ``status`` raises ``QueryError``; page and per_page are clamped.
     """
-    member_status = parse_status(status)
     paged = paging(page, per_page)
     now = now_of(clock)
-    kind, text = _text_filter(query, db.dialect)
-    where = and_(text, status_filter(member_status, plan_id or None, now, db.dialect))
+    kind, where = member_filter(query, status, plan_id, now, db.dialect)
     async with db.sessions() as session:
         if db.dialect == "postgresql" and kind in ("name", "word"):
             users, total, exact = await _filter_then_page(session, where, paged)

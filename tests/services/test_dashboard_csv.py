@@ -98,6 +98,33 @@ async def test_payments_csv(ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch
 def test_bad_filter_fails_before_streaming(ctx: ServiceContext) -> None:
     with pytest.raises(QueryError, match="unknown provider"):
         payments_csv(ctx.db, provider="=cmd")  # raised by the call itself, not by the first chunk
+    with pytest.raises(QueryError, match="unknown member status"):
+        members_csv(ctx.db, status="=cmd")
+
+
+async def test_members_csv_takes_the_pages_search_and_filters(
+    ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dashboard_csv, "BATCH", 2)  # the filter holds across batches
+    async with ctx.transaction() as session:
+        for uid, name in [(2001, "Ann Active"), (2002, "Ann Never"), (2003, "Bert"), (2004, "Ann Too")]:
+            await users.upsert(session, uid, ctx.clock.now(), first_name=name, username=f"u{uid}")
+    for uid, charge in [(2001, "c-a"), (2003, "c-b"), (2004, "c-c")]:
+        await stars(ctx, uid, "standard", charge)
+
+    async def ids(query: str = "", **filters: str) -> list[int]:
+        rows = _rows(await _text(members_csv(ctx.db, query, clock=ctx.clock, **filters)))
+        assert rows[0] == list(MEMBER_HEADER)
+        return [int(r[0]) for r in rows[1:]]
+
+    everyone = await ids()
+    assert {2001, 2002, 2003, 2004} <= set(everyone) and everyone == sorted(everyone)
+    assert await ids("ann") == [2001, 2002, 2004]
+    assert await ids("ann", status="active") == [2001, 2004]
+    assert await ids("ann", status="never") == [2002]
+    assert await ids("@u2003") == [2003]
+    assert await ids("ann", status="active", plan_id="basic") == []
+    assert await ids("nobody at all") == []
 
 
 @pytest.mark.parametrize(

@@ -61,11 +61,23 @@ async def test_search_filter_and_page(site: Site) -> None:
     assert bad.status_code == 200 and "unknown member status" in bad.text
     far = await client.get("/dashboard/members", params={"page": "99999"})
     assert far.status_code == 200 and "No member matches." in far.text
-    # The page links the CSV export (every member: the export takes no filters), which answers with both.
-    assert '<a href="/dashboard/export/members.csv" download>Download as CSV</a>' in active.text
-    export = await client.get("/dashboard/export/members.csv")
+    # The results link the CSV export of the same search and filters, over all their pages.
+    link = (
+        '<a href="/dashboard/export/members.csv?q=&amp;status=active&amp;plan=" download>Download as CSV</a>'
+    )
+    assert link in active.text
+    export = await client.get(
+        "/dashboard/export/members.csv", params={"q": "", "status": "active", "plan": ""}
+    )
     assert export.status_code == 200 and export.text.startswith("user_id,")
-    assert {line.split(",")[0] for line in export.text.splitlines()[1:]} == {"1001", "1002"}
+    assert [line.split(",")[0] for line in export.text.splitlines()[1:]] == ["1001"]
+    everyone = await client.get("/dashboard/export/members.csv")
+    assert [line.split(",")[0] for line in everyone.text.splitlines()[1:]] == ["1001", "1002"]
+    refused = await client.get("/dashboard/export/members.csv", params={"q": "bob", "status": "bogus"})
+    assert refused.status_code == 303
+    assert refused.headers["location"] == "/dashboard/members?q=bob&status=bogus"
+    back = await client.get(refused.headers["location"])
+    assert "Export not made: unknown member status" in back.text
 
 
 async def test_a_hostile_name_is_shown_escaped(site: Site) -> None:

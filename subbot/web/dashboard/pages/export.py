@@ -1,8 +1,9 @@
-"""CSV export of members and payments (the payments with the Payments page's filters), streamed."""
+"""CSV export of members and payments, each with its page's search and filters, streamed."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
@@ -26,13 +27,28 @@ def _csv(rows: AsyncIterator[str], name: str) -> StreamingResponse:
     )
 
 
+def _present(params: Mapping[str, str]) -> dict[str, str]:
+    return {k: params[k][:256] for k in ("q", "status", "plan") if params.get(k)}
+
+
 def build_router(dash: Dashboard) -> APIRouter:
     router = page_router()
 
     @router.get("/dashboard/export/members.csv")
     async def members_export(request: Request) -> Response:
+        params = request.query_params
+        query, status, plan = (
+            params.get("q", "")[:256],
+            params.get("status") or None,
+            params.get("plan") or None,
+        )
+        try:
+            rows = members_csv(dash.db, query, status=status, plan_id=plan, clock=dash.app.clock)
+        except QueryError as exc:  # raised before a byte is sent: back to the page, which explains
+            await dash.flash(signed_in(request), "error", f"Export not made: {exc}.")
+            return RedirectResponse(f"/dashboard/members?{urlencode(_present(params))}", status_code=303)
         day = dash.app.clock.now().date().isoformat()
-        return _csv(members_csv(dash.db, clock=dash.app.clock), f"members-{day}.csv")
+        return _csv(rows, f"members-{day}.csv")
 
     @router.get("/dashboard/export/payments.csv")
     async def payments_export(request: Request) -> Response:
