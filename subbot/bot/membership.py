@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from aiogram import Router
+from aiogram import Bot, Router
 from aiogram.types import ChatJoinRequest, ChatMemberUpdated
 
 from subbot.services import access
 from subbot.services.context import ServiceContext
 
 
-async def chat_member(event: ChatMemberUpdated, ctx: ServiceContext) -> None:
+async def chat_member(event: ChatMemberUpdated, ctx: ServiceContext, bot: Bot) -> None:
     link = event.invite_link.invite_link if event.invite_link else None
     who = event.new_chat_member.user
     await access.on_chat_member(
@@ -21,6 +21,7 @@ async def chat_member(event: ChatMemberUpdated, ctx: ServiceContext) -> None:
         link,
         first_name=who.first_name,
         username=who.username,
+        by_us=event.from_user.id == bot.id,  # who made the change: this bot, or a person
     )
 
 

@@ -169,8 +169,9 @@ async def on_chat_member(
     *,
     first_name: str = "",
     username: str | None = None,
+    by_us: bool = False,
 ) -> JoinOutcome:
-    """A join, leave or removal seen in a chat_member update."""
+    """A join, leave or removal seen in a chat_member update; ``by_us``: this bot made the change."""
     now = ctx.clock.now()
     async with ctx.transaction() as session:
         # People can be in the group without ever having written to the bot.
@@ -179,6 +180,11 @@ async def on_chat_member(
         )
         if old == "kicked" and new == "left":
             return JoinOutcome("recorded")  # the second half of a kick (ban lifted): still removed
+        if by_us and new in OUT_OF_CHAT:
+            # Our own removal's ban: its producer already wrote ``removed``. Recording it again would make
+            # the row look changed since the kick job was queued, so the retry of a removal whose unban
+            # failed was skipped by the job's guard, and the member stayed banned for good.
+            return JoinOutcome("recorded")
         if new in OUT_OF_CHAT:
             await memberships.set_state(
                 session, user_id, chat_id, "left" if new == "left" else "removed", "telegram", now

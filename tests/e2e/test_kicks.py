@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from subbot.app import SubbotApp
+from subbot.bot import ALLOWED_UPDATES
 from subbot.sandbox.telegram.testing import wait_for
 from subbot.services import members
 from subbot.services.lifecycle import sweep_expired
@@ -147,3 +148,41 @@ async def seed_second(world: World, app: SubbotApp, uid: int) -> None:
                 status="active", source="payment", created_at=now, updated_at=now,
             )
         )  # fmt: skip
+
+
+async def feed_pending_updates(app: SubbotApp) -> int:
+    """The updates Telegram holds for the bot, through the real handlers, one after the other."""
+    updates = await app.bot.get_updates(timeout=0, allowed_updates=ALLOWED_UPDATES)
+    for update in updates:
+        await app.dispatcher.feed_update(app.bot, update)
+    if updates:
+        await app.bot.get_updates(offset=updates[-1].update_id + 1, timeout=0)
+    return len(updates)
+
+
+async def test_a_removal_whose_unban_failed_is_retried_and_does_not_leave_the_member_banned(
+    world: World,
+) -> None:
+    app = await world.start(workers=False, bot=False)
+    await feed_pending_updates(app)  # from now on Telegram keeps chat_member updates for the bot
+    ann = world.user("Ann")
+    world.sandbox.add_member(world.group, ann)
+    await seed(world, app, [ann])
+    world.sandbox.faults.fail_next(1, status=503, methods=["unbanChatMember"])
+    assert (await sweep_expired(app.ctx)).removals == 1
+    await drain(app)
+    assert world.sandbox.member_status(world.group, ann) == "kicked"  # banned, the unban failed
+    assert (await kicks(app))[ann] == "pending"  # to be retried after its back-off
+    async with app.db.sessions() as s:
+        before = (await s.scalars(select(Membership).where(Membership.user_id == ann))).one()
+    # Telegram reports our own ban, a moment later; it must not look like a change made since the job
+    # was queued.
+    world.clock.advance(timedelta(seconds=2))
+    assert await feed_pending_updates(app) >= 1
+    async with app.db.sessions() as s:
+        after = (await s.scalars(select(Membership).where(Membership.user_id == ann))).one()
+    assert (after.state, after.source, after.updated_at) == ("removed", before.source, before.updated_at)
+    world.clock.advance(timedelta(hours=1))
+    await drain(app)
+    assert world.sandbox.member_status(world.group, ann) == "left"  # removed, and free to come back
+    assert calls(world, "unbanChatMember") == [ann, ann] and (await kicks(app))[ann] == "done"
