@@ -15,7 +15,7 @@ import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
 from subbot.demo import run_demo
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import free_ports
 from tests.e2e.test_demo import _until_up
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -65,7 +65,7 @@ class Demo:
 async def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Demo]:
     """`subbot demo` in-process: the sandbox with its seeded people and group, and our bot."""
     monkeypatch.chdir(tmp_path)
-    port, sandbox_port, aw_port = free_port(), free_port(), free_port()
+    port, sandbox_port, aw_port = free_ports(3)
     task = asyncio.create_task(
         run_demo(port=port, sandbox_port=sandbox_port, fresh=True, airwallex_port=aw_port)
     )

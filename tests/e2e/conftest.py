@@ -127,6 +127,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` different free ports: each socket stays bound until all are chosen (``free_port()`` three
+    times in a row can hand out the same port twice, and two servers then race for it)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+
+
 def text_has(fragment: str) -> Callable[[dict[str, Any]], bool]:
     return lambda m: fragment in (m.get("text") or "")
 
