@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -92,35 +92,30 @@ def members_csv(
     return _members(db, where, now)
 
 
-async def _members(db: Database, where: Any, now: datetime) -> AsyncIterator[str]:
-    yield records([MEMBER_HEADER])
-    after: int | None = None
-    while True:
+def _members(db: Database, where: Any, now: datetime) -> AsyncIterator[str]:
+    async def batch(after: int | None) -> list[Any]:
         async with db.sessions() as session:
             stmt = select(*USER_COLUMNS).where(where).order_by(User.id).limit(BATCH)
             if after is not None:
                 stmt = stmt.where(User.id > after)
-            users = (await session.execute(stmt)).all()
-            members = await describe(session, users, now)
-        if not members:
-            return
-        after = members[-1].user_id
-        yield records(
-            (
-                m.user_id,
-                m.username,
-                m.first_name,
-                m.last_name,
-                m.status.value,
-                m.plan,
-                m.ends_at,
-                m.whitelisted,
-                m.created_at,
-            )
-            for m in members
-        )
-        if len(members) < BATCH:
-            return
+            return list(await describe(session, (await session.execute(stmt)).all(), now))
+
+    return _keyset(
+        MEMBER_HEADER,
+        batch,
+        lambda m: int(m.user_id),
+        lambda m: (
+            m.user_id,
+            m.username,
+            m.first_name,
+            m.last_name,
+            m.status.value,
+            m.plan,
+            m.ends_at,
+            m.whitelisted,
+            m.created_at,
+        ),
+    )
 
 
 def payments_csv(
@@ -138,33 +133,48 @@ def payments_csv(
     return _payments(db, payment_filter(status, provider, since, until))
 
 
-async def _payments(db: Database, where: Any) -> AsyncIterator[str]:
-    yield records([PAYMENT_HEADER])
-    after = 0
-    while True:
+def _payments(db: Database, where: Any) -> AsyncIterator[str]:
+    async def batch(after: int | None) -> list[Any]:
         async with db.sessions() as session:
-            stmt = payment_select(where).where(Payment.id > after).order_by(Payment.id).limit(BATCH)
-            rows = payment_rows((await session.execute(stmt)).all())
+            stmt = payment_select(where).where(Payment.id > (after or 0)).order_by(Payment.id).limit(BATCH)
+            return list(payment_rows((await session.execute(stmt)).all()))
+
+    return _keyset(
+        PAYMENT_HEADER,
+        batch,
+        lambda p: int(p.id),
+        lambda p: (
+            p.id,
+            p.created_at,
+            p.user_id,
+            p.username,
+            p.provider,
+            p.provider_payment_id,
+            p.order_id,
+            p.plan,
+            p.amount.to_major(),
+            p.amount.currency,
+            p.refunded.to_major(),
+            p.status,
+            p.refunded_at,
+        ),
+    )
+
+
+async def _keyset(
+    header: Sequence[str],
+    batch: Callable[[int | None], Awaitable[list[Any]]],
+    key: Callable[[Any], int],
+    cells: Callable[[Any], Sequence[Any]],
+) -> AsyncIterator[str]:
+    """The header, then batches of up to ``BATCH`` rows after the last one's key, each read by ``batch``."""
+    yield records([header])
+    after: int | None = None
+    while True:
+        rows = await batch(after)
         if not rows:
             return
-        after = rows[-1].id
-        yield records(
-            (
-                p.id,
-                p.created_at,
-                p.user_id,
-                p.username,
-                p.provider,
-                p.provider_payment_id,
-                p.order_id,
-                p.plan,
-                p.amount.to_major(),
-                p.amount.currency,
-                p.refunded.to_major(),
-                p.status,
-                p.refunded_at,
-            )
-            for p in rows
-        )
+        after = key(rows[-1])
+        yield records(cells(row) for row in rows)
         if len(rows) < BATCH:
             return

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from urllib.parse import urlencode
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
@@ -11,6 +10,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from subbot.services.dashboard_queries import QueryError, members_csv, payments_csv
 from subbot.web.dashboard.deps import Dashboard, page_router, signed_in
 from subbot.web.dashboard.pages import NavItem
+from subbot.web.dashboard.pages.members import MemberFilters
 from subbot.web.dashboard.pages.payments import PaymentFilters
 
 NAV: NavItem | None = None  # linked from the Members and Payments pages
@@ -27,26 +27,17 @@ def _csv(rows: AsyncIterator[str], name: str) -> StreamingResponse:
     )
 
 
-def _present(params: Mapping[str, str]) -> dict[str, str]:
-    return {k: params[k][:256] for k in ("q", "status", "plan") if params.get(k)}
-
-
 def build_router(dash: Dashboard) -> APIRouter:
     router = page_router()
 
     @router.get("/dashboard/export/members.csv")
     async def members_export(request: Request) -> Response:
-        params = request.query_params
-        query, status, plan = (
-            params.get("q", "")[:256],
-            params.get("status") or None,
-            params.get("plan") or None,
-        )
+        filters = MemberFilters.from_params(request.query_params)
         try:
-            rows = members_csv(dash.db, query, status=status, plan_id=plan, clock=dash.app.clock)
+            rows = members_csv(dash.db, **filters.arguments(), clock=dash.app.clock)
         except QueryError as exc:  # raised before a byte is sent: back to the page, which explains
             await dash.flash(signed_in(request), "error", f"Export not made: {exc}.")
-            return RedirectResponse(f"/dashboard/members?{urlencode(_present(params))}", status_code=303)
+            return RedirectResponse(f"/dashboard/members?{filters.query()}", status_code=303)
         day = dash.app.clock.now().date().isoformat()
         return _csv(rows, f"members-{day}.csv")
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 
 from subbot.services import members as member_service
@@ -30,22 +33,39 @@ def _partial(request: Request) -> bool:
     return headers.get("hx-request") == "true" and headers.get("hx-history-restore-request") != "true"
 
 
+@dataclass(frozen=True)
+class MemberFilters:
+    """The Members page's search and filters as typed in the URL (also used by the CSV export)."""
+
+    q: str = ""
+    status: str = ""
+    plan: str = ""
+
+    @classmethod
+    def from_params(cls, params: QueryParams) -> MemberFilters:
+        return cls(params.get("q", "")[:256], params.get("status") or "", params.get("plan") or "")
+
+    def query(self) -> str:
+        values = {"q": self.q, "status": self.status, "plan": self.plan}
+        return urlencode({k: v[:256] for k, v in values.items() if v})
+
+    def arguments(self) -> dict[str, Any]:
+        """Arguments for ``search_members`` / ``members_csv``; an unknown status raises ``QueryError``."""
+        return {"query": self.q, "status": self.status or None, "plan_id": self.plan or None}
+
+
 def build_router(dash: Dashboard) -> APIRouter:
     router = page_router()
 
     @router.get("/dashboard/members")
     async def member_list(request: Request) -> Response:
         params = request.query_params
-        query = params.get("q", "")[:256]
-        status = params.get("status") or None
-        plan = params.get("plan") or None
+        filters = MemberFilters.from_params(params)
         error = ""
         try:
             result = await search_members(
                 dash.db,
-                query,
-                status=status,
-                plan_id=plan,
+                **filters.arguments(),
                 page=_int(params.get("page"), 1),
                 per_page=PER_PAGE,
                 clock=dash.app.clock,
@@ -53,9 +73,9 @@ def build_router(dash: Dashboard) -> APIRouter:
         except QueryError as exc:
             error, result = str(exc), None
         context: dict[str, Any] = {
-            "q": query,
-            "status": status or "",
-            "plan": plan or "",
+            "q": filters.q,
+            "status": filters.status,
+            "plan": filters.plan,
             "statuses": [s.value for s in MemberStatus],
             "plans": [(p.code, p.title) for p in dash.ctx.plans.values()],
             "result": result,
